@@ -1,0 +1,85 @@
+"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
+
+``package-name`` must equal the distribution name, or discovery fails with ``ValueError``. The
+connection form is declared here (``conn-fields`` / ``ui-field-behaviour``) so Airflow 3.2+ can
+build it without importing the hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider import __version__
+
+NEXTMV = "Nextmv Cloud"
+CUOPT = "NVIDIA cuOpt (NVCF)"
+
+_TLS_FIELDS: dict[str, Any] = {
+    "verify_ssl": {
+        "label": "Verify TLS certificates",
+        "description": "Verify the service's TLS certificate (strongly recommended; default true).",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "ca_bundle": {
+        "label": "CA bundle path",
+        "description": "Path to a PEM CA bundle used instead of the system/certifi store.",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-optimization",
+        "name": "Optimization (Nextmv Cloud, NVIDIA cuOpt)",
+        "description": "Submit optimization problems of any size to Nextmv Cloud and NVIDIA cuOpt on NVCF, "
+        "wait for them deferrably and hand the solution files to downstream tasks.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": NEXTMV,
+                "external-doc-url": "https://docs.nextmv.io/",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": CUOPT,
+                "external-doc-url": "https://docs.nvidia.com/cuopt/",
+                "tags": ["service"],
+            },
+        ],
+        "hooks": [
+            {"integration-name": NEXTMV, "python-modules": ["airflow_provider.hooks.nextmv"]},
+        ],
+        "operators": [
+            {"integration-name": NEXTMV, "python-modules": ["airflow_provider.operators.nextmv"]},
+        ],
+        "sensors": [
+            {"integration-name": NEXTMV, "python-modules": ["airflow_provider.sensors.nextmv"]},
+        ],
+        "triggers": [
+            {"integration-name": NEXTMV, "python-modules": ["airflow_provider.triggers.nextmv"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "nextmv",
+                "hook-class-name": "airflow_provider.hooks.nextmv.NextmvHook",
+                "hook-name": "Nextmv Cloud",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"host": "API endpoint", "password": "API key"},
+                    "placeholders": {"host": "https://api.cloud.nextmv.io", "password": "Nextmv API key"},
+                },
+                "conn-fields": {
+                    "console_url": {
+                        "label": "Console URL",
+                        "description": "Base URL of the Nextmv console, used for the run link.",
+                        "schema": {"type": ["string", "null"], "default": "https://cloud.nextmv.io"},
+                    },
+                    **_TLS_FIELDS,
+                },
+            },
+        ],
+        "extra-links": [
+            "airflow_provider.operators.nextmv.NextmvRunLink",
+        ],
+    }
