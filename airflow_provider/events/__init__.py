@@ -1,0 +1,1 @@
+"""Event schemas crossing the trigger → operator/sensor boundary, one per service."""

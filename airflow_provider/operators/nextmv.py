@@ -1,0 +1,232 @@
+"""Submit a Nextmv Cloud run (inline or streamed upload), optionally wait for it and store its output."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
+
+from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
+from airflow_provider.exceptions import ServiceHTTPError
+from airflow_provider.hooks.nextmv import NextmvHook
+from airflow_provider.protocol.nextmv import INPUT_FORMATS, run_status
+from airflow_provider.triggers.nextmv import NextmvRunTrigger
+from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, validate_poll_settings
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
+
+DEFAULT_TIMEOUT = timedelta(days=7)
+#: Task-state-store key (Airflow 3.3+) under which the submitted run is remembered across tries.
+RUN_STATE_KEY = "nextmv_run"
+
+
+class NextmvRunLink(BaseOperatorLink):
+    """Link to the run's page in the Nextmv console."""
+
+    name = "Nextmv run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return XCom.get_value(key="run_url", ti_key=ti_key) or ""
+
+
+def timeout_seconds(timeout: float | timedelta | None) -> float:
+    if timeout is None:
+        return DEFAULT_TIMEOUT.total_seconds()
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if seconds <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    return seconds
+
+
+class NextmvRunOperator(BaseOperator):
+    """Start a run of a Nextmv Cloud application.
+
+    Small JSON inputs (≤ 5 MiB) go inline; larger or non-JSON inputs are streamed from
+    ``input_uri`` (local path or any smart-open URI: ``s3://``, ``gs://``, ``https://``...) to
+    Nextmv's presigned upload URL with an exact Content-Length, never read whole into memory.
+    Inputs over 500 MB fail before any network call.
+
+    XComs: ``run_id`` and ``run_url`` right after submission; ``return_value`` = the run id (so
+    ``NextmvRunSensor(run_id=op.output)`` chains); ``output_paths`` when the operator waited
+    and wrote ``output_uri``.
+
+    A retried task re-attaches to the run it already started (Airflow 3.3+ task state store)
+    instead of submitting a duplicate, unless that run failed or was canceled.
+
+    :param app_id: Nextmv application id.
+    :param instance_id: app instance (default: the app's default instance).
+    :param input: the input as a JSON-serializable dict (templated).
+    :param input_uri: where to read the input from instead (templated).
+    :param input_format: ``json`` (default), ``text``, ``multi-file`` or ``csv-archive``
+        (a local folder is packed into a tar.gz; any other URI must already be one).
+    :param options: run options; values are stringified as the Nextmv SDK does.
+    :param name: run name. :param description: run description.
+    :param configuration: run configuration, sent verbatim (default: formats derived from the input).
+    :param wait_for_completion: wait for the run to end (default True).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: first delay between status polls, seconds (grows ×1.5 up to
+        ``max_poll_interval``).
+    :param timeout: how long to wait (seconds or timedelta, default 7 days); on expiry the run is
+        canceled and the task fails.
+    :param output_uri: when waiting, where to write the output: a file URI, or a folder ending in
+        ``/`` (``<run_id>.json`` inside; multi-file outputs unpacked there).
+    :param nextmv_conn_id: Airflow connection (type ``nextmv``).
+    """
+
+    template_fields: Sequence[str] = (
+        "app_id",
+        "instance_id",
+        "input",
+        "input_uri",
+        "options",
+        "name",
+        "description",
+        "configuration",
+        "output_uri",
+        "nextmv_conn_id",
+    )
+    template_fields_renderers = {"input": "json", "options": "json", "configuration": "json"}
+    operator_extra_links = (NextmvRunLink(),)
+    ui_color = "#c7e9f9"
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        instance_id: str | None = None,
+        input: Any = None,
+        input_uri: str | None = None,
+        input_format: str = "json",
+        options: dict[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        configuration: dict[str, Any] | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        timeout: float | timedelta | None = None,
+        output_uri: str | None = None,
+        nextmv_conn_id: str = NextmvHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (input is None) == (input_uri is None):
+            raise ValueError("NextmvRunOperator needs exactly one of input= or input_uri=")
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
+        if output_uri and not wait_for_completion:
+            raise ValueError("output_uri needs wait_for_completion=True (or use NextmvRunSensor to fetch it)")
+        validate_poll_settings(poll_interval, max_poll_interval)
+        self.app_id = app_id
+        self.instance_id = instance_id
+        self.input = input
+        self.input_uri = input_uri
+        self.input_format = input_format
+        self.options = options
+        self.name = name
+        self.description = description
+        self.configuration = configuration
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.timeout = timeout_seconds(timeout)
+        self.output_uri = output_uri
+        self.nextmv_conn_id = nextmv_conn_id
+        self.run_id: str | None = None
+
+    @cached_property
+    def hook(self) -> NextmvHook:
+        return NextmvHook(self.nextmv_conn_id)
+
+    def execute(self, context: Context) -> str:
+        run_id = self._reattach(context) or self._submit(context)
+        self.run_id = run_id
+        context["ti"].xcom_push(key="run_id", value=run_id)
+        context["ti"].xcom_push(key="run_url", value=self.hook.console_url(self.app_id, run_id))
+        if not self.wait_for_completion:
+            return run_id
+        deadline = time.time() + self.timeout
+        if self.deferrable:
+            event = event_from_metadata(self.app_id, run_id, self.hook.get_run_metadata(self.app_id, run_id))
+            if event is None:  # only defer when there is something to wait for
+                self.defer(
+                    trigger=NextmvRunTrigger(
+                        app_id=self.app_id,
+                        run_id=run_id,
+                        end_time=deadline,
+                        nextmv_conn_id=self.nextmv_conn_id,
+                        poll_interval=self.poll_interval,
+                        max_poll_interval=self.max_poll_interval,
+                    ),
+                    method_name="execute_complete",
+                    timeout=None,  # the trigger owns the deadline, so a timeout can cancel the run
+                )
+        else:
+            event = self.hook.wait_for_run(
+                self.app_id,
+                run_id,
+                deadline=deadline,
+                poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval,
+            )
+        return self._complete(context, event)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        return self._complete(context, NextmvRunEvent.from_payload(event))
+
+    def _complete(self, context: Context, event: NextmvRunEvent) -> str:
+        self.run_id = event.run_id
+        paths = self.hook.finish(event, output_uri=self.output_uri)
+        if self.output_uri:
+            context["ti"].xcom_push(key="output_paths", value=paths)
+        return event.run_id
+
+    # -------------------------------------------------------------------------------- submit / resume
+    def _submit(self, context: Context) -> str:
+        run_id = self.hook.submit_run(
+            self.app_id,
+            instance_id=self.instance_id,
+            input=self.input,
+            input_uri=self.input_uri,
+            input_format=self.input_format,
+            name=self.name,
+            description=self.description,
+            options=self.options,
+            configuration=self.configuration,
+        )
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(RUN_STATE_KEY, {"app_id": self.app_id, "run_id": run_id})
+        return run_id
+
+    def _reattach(self, context: Context) -> str | None:
+        """The run an earlier try of this task started, if it is still worth waiting for."""
+        store = context.get("task_state_store")
+        saved = store.get(RUN_STATE_KEY) if store is not None else None
+        if not isinstance(saved, dict) or saved.get("app_id") != self.app_id or not saved.get("run_id"):
+            return None
+        run_id = str(saved["run_id"])
+        try:
+            status = run_status(self.hook.get_run_metadata(self.app_id, run_id))
+        except ServiceHTTPError as exc:
+            if exc.status_code == 404:
+                self.log.warning("Run %s from an earlier try no longer exists; submitting a new run", run_id)
+                return None
+            raise
+        if status.is_terminal and status.value != "succeeded":
+            self.log.warning("Run %s from an earlier try ended %s; submitting a new run", run_id, status.value)
+            return None
+        self.log.info("Re-attaching to Nextmv run %s (%s) started by an earlier try", run_id, status.value)
+        return run_id
+
+    def on_kill(self) -> None:
+        """The task was killed while waiting in a worker: cancel the remote run (best effort)."""
+        if self.run_id:
+            self.hook.cancel_best_effort(self.app_id, self.run_id)

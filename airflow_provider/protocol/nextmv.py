@@ -1,0 +1,289 @@
+"""The Nextmv Cloud API as the provider speaks it: paths, limits, bodies, statuses. No I/O here.
+
+Facts come from the official ``nextmv`` SDK 1.13 as observed on the wire (see
+``docs/nextmv.md``). Deliberate differences from the SDK: the endpoint's base path is kept even
+without a trailing slash, and option values are stringified the same way but never silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider.exceptions import InvalidInputError, ProtocolError
+from airflow_provider.utils.http import TLSSettings
+
+DEFAULT_ENDPOINT = "https://api.cloud.nextmv.io"
+DEFAULT_CONSOLE_URL = "https://cloud.nextmv.io"
+
+#: Inline input/output limit (Nextmv docs: 5 MB; the SDK uses 5 MiB: 5,242,880 B stays inline).
+MAX_INLINE_BYTES = 5 * 1024 * 1024
+#: Largest upload through a presigned URL (Nextmv docs: 500 MB).
+MAX_UPLOAD_BYTES = 500_000_000
+#: Largest output download (Nextmv docs: 100 MB).
+MAX_DOWNLOAD_BYTES = 100_000_000
+
+INPUT_FORMATS = ("json", "text", "multi-file", "csv-archive")
+ARCHIVE_FORMATS = frozenset({"multi-file", "csv-archive"})
+
+
+class RunStatus(str, Enum):
+    """``status_v2`` of a Nextmv run. The one status enum of operator, sensor and trigger."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    NONE = "none"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED)
+
+
+#: The legacy v1 ``status`` field, used when ``status_v2`` is missing (older API versions).
+_LEGACY_STATUS = {"running": RunStatus.RUNNING, "succeeded": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED}
+
+
+@dataclass(frozen=True)
+class NextmvSettings:
+    """Everything a hook needs from the Airflow connection, resolved once."""
+
+    api_key: str
+    endpoint: str = DEFAULT_ENDPOINT
+    console_url: str = DEFAULT_CONSOLE_URL
+    tls: TLSSettings = field(default_factory=TLSSettings)
+
+    @classmethod
+    def from_connection(cls, host: str | None, password: str | None, extras: Mapping[str, Any]) -> NextmvSettings:
+        from airflow_provider.exceptions import CredentialsError
+
+        api_key = (password or extras.get("api_key") or "").strip()
+        if not api_key:
+            raise CredentialsError(
+                "The Nextmv connection has no API key: put it in the connection's password field "
+                "(conn type 'nextmv')."
+            )
+        return cls(
+            api_key=api_key,
+            endpoint=normalize_endpoint(host or extras.get("endpoint") or DEFAULT_ENDPOINT),
+            console_url=(extras.get("console_url") or DEFAULT_CONSOLE_URL).rstrip("/"),
+            tls=TLSSettings.from_extras(dict(extras)),
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.endpoint}/{path.lstrip('/')}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        from airflow_provider.utils.http import USER_AGENT
+
+        return {
+            "Authorization": f"Bearer {self.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+
+def normalize_endpoint(host: str) -> str:
+    """``api.cloud.nextmv.io`` → ``https://api.cloud.nextmv.io``; keep any base path, drop the trailing slash."""
+    host = host.strip()
+    if "://" not in host:
+        host = "https://" + host
+    return host.rstrip("/")
+
+
+# ---------------------------------------------------------------------------------------------- paths
+def app_path(app_id: str) -> str:
+    if not app_id or not str(app_id).strip():
+        raise InvalidInputError("app_id is empty; pass the Nextmv application id.")
+    return f"v1/applications/{quote(str(app_id), safe='')}"
+
+
+def runs_path(app_id: str) -> str:
+    return f"{app_path(app_id)}/runs"
+
+
+def upload_url_path(app_id: str) -> str:
+    return f"{runs_path(app_id)}/uploadurl"
+
+
+def run_path(app_id: str, run_id: str) -> str:
+    if not run_id or not str(run_id).strip():
+        raise InvalidInputError("run_id is empty; pass the id returned by NextmvRunOperator.")
+    return f"{runs_path(app_id)}/{quote(str(run_id), safe='')}"
+
+
+def run_metadata_path(app_id: str, run_id: str) -> str:
+    return f"{run_path(app_id, run_id)}/metadata"
+
+
+def run_output_path(app_id: str, run_id: str) -> str:
+    return f"{run_path(app_id, run_id)}/output"
+
+
+def run_cancel_path(app_id: str, run_id: str) -> str:
+    return f"{run_path(app_id, run_id)}/cancel"
+
+
+def run_logs_path(app_id: str, run_id: str) -> str:
+    return f"{run_path(app_id, run_id)}/logs"
+
+
+def console_run_url(console_url: str, app_id: str, run_id: str) -> str:
+    """The run's page in the Nextmv console (what the SDK links to)."""
+    return f"{console_url.rstrip('/')}/app/{quote(app_id, safe='')}/run/{quote(run_id, safe='')}?view=details"
+
+
+# ---------------------------------------------------------------------------------------------- bodies
+def stringify_options(options: Mapping[str, Any] | None) -> dict[str, str]:
+    """Nextmv options must be ``dict[str, str]``; non-strings become compact JSON (``4`` → ``"4"``), as in the SDK."""
+    if not options:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidInputError(f"options must be a dict of option name to value, got {type(options).__name__}")
+    out: dict[str, str] = {}
+    for key, value in options.items():
+        if isinstance(value, str):
+            out[str(key)] = value
+        else:
+            try:
+                out[str(key)] = json.dumps(value, separators=(",", ":"))
+            except TypeError as exc:
+                raise InvalidInputError(f"option {key!r} is not JSON-serializable: {exc}") from exc
+    return out
+
+
+def default_configuration(input_format: str) -> dict[str, Any]:
+    """The ``configuration.format`` the SDK derives when the caller gives none."""
+    output = "multi-file" if input_format == "multi-file" else ("csv-archive" if input_format == "csv-archive" else "json")
+    return {"format": {"input": {"type": input_format}, "output": {"type": output}}}
+
+
+def new_run_body(
+    *,
+    input: Any = None,
+    upload_id: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    configuration: Mapping[str, Any] | None = None,
+    input_format: str = "json",
+) -> dict[str, Any]:
+    """The POST ``/runs`` body: exactly one input source, optional keys only when set."""
+    body: dict[str, Any] = {"upload_id": upload_id} if upload_id else {"input": input}
+    if name:
+        body["name"] = name
+    if description:
+        body["description"] = description
+    if opts := stringify_options(options):
+        body["options"] = opts
+    body["configuration"] = dict(configuration) if configuration else default_configuration(input_format)
+    return body
+
+
+def serialize_json(value: Any) -> bytes:
+    """Compact JSON exactly as the SDK sends it (``separators=(",", ":")``, ASCII-escaped)."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"input is not JSON-serializable: {exc}") from exc
+
+
+class Transfer(str, Enum):
+    INLINE = "inline"
+    UPLOAD = "upload"
+
+
+def choose_transfer(size: int, input_format: str = "json") -> Transfer:
+    """Inline up to 5 MiB of JSON; everything else through a presigned upload; refuse > 500 MB."""
+    if input_format not in INPUT_FORMATS:
+        raise InvalidInputError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+    if size > MAX_UPLOAD_BYTES:
+        raise InvalidInputError(
+            f"Input is {size:,} bytes; Nextmv accepts at most {MAX_UPLOAD_BYTES:,} bytes (500 MB) per run. "
+            "Split the problem or reduce its size."
+        )
+    if input_format == "json" and size <= MAX_INLINE_BYTES:
+        return Transfer.INLINE
+    return Transfer.UPLOAD
+
+
+# ---------------------------------------------------------------------------------------------- responses
+def parse_json_body(body: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ProtocolError(f"Nextmv returned malformed JSON for {what}: {exc}") from exc
+
+
+def require_str(payload: Any, key: str, what: str) -> str:
+    value = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"Nextmv response to {what} has no {key!r}: {str(payload)[:300]}")
+    return value
+
+
+def run_status(metadata_response: Mapping[str, Any]) -> RunStatus:
+    """Map a ``/metadata`` (or run) response to :class:`RunStatus`; unknown values are an error, never success."""
+    meta = metadata_response.get("metadata") if isinstance(metadata_response, Mapping) else None
+    if not isinstance(meta, Mapping):
+        raise ProtocolError(f"Nextmv run metadata has no 'metadata' object: {str(metadata_response)[:300]}")
+    raw = meta.get("status_v2")
+    if raw is None:
+        legacy = meta.get("status")
+        if legacy in _LEGACY_STATUS:
+            return _LEGACY_STATUS[legacy]
+        raise ProtocolError(f"Nextmv run metadata has neither status_v2 nor a known status: {str(meta)[:300]}")
+    try:
+        return RunStatus(raw)
+    except ValueError:
+        raise ProtocolError(f"Nextmv returned an unknown run status {raw!r}") from None
+
+
+def run_error_message(metadata_response: Mapping[str, Any]) -> str:
+    """The service's own words about why a run failed (``metadata.error`` + ``error_log``)."""
+    meta = metadata_response.get("metadata") or {}
+    parts = []
+    if error := meta.get("error"):
+        parts.append(str(error))
+    error_log = metadata_response.get("error_log") or {}
+    if isinstance(error_log, Mapping):
+        for key in ("error", "stderr"):
+            text = error_log.get(key)
+            if text and str(text) not in parts:
+                parts.append(str(text)[-2000:])
+    return "\n".join(parts) or "no error message was given by Nextmv"
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """How a finished run's output must be fetched."""
+
+    format: str
+    size: int
+
+    @property
+    def via_url(self) -> bool:
+        """The SDK rule: non-JSON or > 5 MiB outputs only come through ``format=url``."""
+        return self.format != "json" or self.size > MAX_INLINE_BYTES
+
+    @property
+    def is_archive(self) -> bool:
+        return self.format in ARCHIVE_FORMATS
+
+
+def output_info(metadata_response: Mapping[str, Any]) -> OutputInfo:
+    meta = metadata_response.get("metadata") or {}
+    fmt = ((meta.get("format") or {}).get("output") or {}).get("type") or "json"
+    try:
+        size = int(float(meta.get("output_size") or 0))
+    except (TypeError, ValueError):
+        size = 0
+    return OutputInfo(format=str(fmt), size=size)

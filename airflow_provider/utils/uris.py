@@ -1,0 +1,153 @@
+"""Reading inputs from, and writing outputs to, any smart-open URI without holding payloads in memory.
+
+A "URI" is a local path, ``file://``, ``s3://``, ``gs://``, ``https://`` or anything else
+smart-open supports. Remote credentials come from the usual environment of each transport (boto3's
+chain for S3, google-auth for GCS). Local outputs are written to a temporary sibling and renamed
+into place, remote ones are committed by smart-open only on a clean close, so a failed transfer
+never leaves a half-written solution behind for downstream tasks to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+from urllib.parse import urlsplit
+
+from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.utils.redact import redact_url
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def scheme(uri: str) -> str:
+    """The URI scheme, "" for plain local paths (Windows drive letters count as local)."""
+    parts = urlsplit(uri)
+    return "" if len(parts.scheme) <= 1 else parts.scheme.lower()
+
+
+def is_local(uri: str) -> bool:
+    return scheme(uri) in ("", "file")
+
+
+def local_path(uri: str) -> Path:
+    """Filesystem path of a local URI (``file:///x`` or ``/x``)."""
+    if scheme(uri) == "file":
+        return Path(urlsplit(uri).path)
+    return Path(uri).expanduser()
+
+
+def describe(uri: str) -> str:
+    """A loggable form of ``uri`` (query strings of presigned https URLs removed)."""
+    return redact_url(uri) if scheme(uri) in ("http", "https") else uri
+
+
+def join(base: str, *names: str) -> str:
+    """Append path components to a URI or path, with exactly one "/" between them."""
+    out = base
+    for name in names:
+        out = out.rstrip("/") + "/" + name.lstrip("/")
+    return out
+
+
+def is_folder_uri(uri: str) -> bool:
+    """A trailing slash marks a folder, as in ``s3://bucket/solutions/``; local dirs count too."""
+    return uri.endswith("/") or (is_local(uri) and local_path(uri).is_dir())
+
+
+def _smart_open(uri: str, mode: str) -> IO[bytes]:
+    import smart_open  # imported lazily: it pulls in transports
+
+    return smart_open.open(uri, mode, compression="disable")
+
+
+@dataclass
+class InputSource:
+    """An opened input: a binary file object plus its exact size in bytes."""
+
+    uri: str
+    fileobj: BinaryIO
+    size: int
+
+    def chunks(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        while chunk := self.fileobj.read(chunk_size):
+            yield chunk
+
+
+@contextlib.contextmanager
+def open_input(uri: str) -> Iterator[InputSource]:
+    """Open ``uri`` for reading and learn its size without reading it.
+
+    Local files are stat'ed; seekable remote readers (S3, GCS, ranged HTTP) report the size by
+    seeking to the end. A source that cannot seek is first spooled to a temporary file on disk
+    (never to memory) so an upload can still send an exact Content-Length.
+    """
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.exists():
+            raise InvalidInputError(f"Input file {path} does not exist; check input_uri.")
+        if path.is_dir():
+            raise InvalidInputError(f"Input {path} is a directory; pass a file (or input_format='multi-file').")
+        with open(path, "rb") as f:
+            yield InputSource(uri, f, path.stat().st_size)
+        return
+    try:
+        reader = _smart_open(uri, "rb")
+    except Exception as exc:  # each transport raises its own "not found"
+        raise InvalidInputError(f"Cannot open input {describe(uri)}: {type(exc).__name__}: {exc}") from exc
+    with contextlib.closing(reader):
+        if reader.seekable():
+            try:
+                size = reader.seek(0, io.SEEK_END)
+                reader.seek(0)
+            except (OSError, ValueError):
+                size = None
+            if size is not None:
+                yield InputSource(uri, reader, size)
+                return
+        with tempfile.TemporaryFile(prefix="airflow-provider-optimization-") as spool:
+            shutil.copyfileobj(reader, spool, CHUNK_SIZE)
+            size = spool.tell()
+            spool.seek(0)
+            yield InputSource(uri, spool, size)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def atomic_output(uri: str) -> Iterator[BinaryIO]:
+    """Open ``uri`` for writing; the object appears only if the block finishes without error."""
+    if is_local(uri):
+        path = local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return
+    writer = _smart_open(uri, "wb")
+    try:
+        yield writer  # type: ignore[misc]
+    except BaseException:
+        # smart-open's S3/GCS writers abort the multipart upload instead of committing it.
+        terminate = getattr(writer, "terminate", None)
+        if terminate is not None:
+            with contextlib.suppress(Exception):
+                terminate()
+        raise
+    else:
+        writer.close()
+
+
+def normalized(uri: str) -> str:
+    """Absolute form of local paths (for XCom), other URIs unchanged."""
+    return str(local_path(uri).resolve()) if is_local(uri) else uri

@@ -1,0 +1,124 @@
+"""Shared fixtures: the emulator (a real HTTP server on 127.0.0.1) and a real local S3 (moto server).
+
+Nothing here mocks a service: hooks, operators, triggers and sensors talk over real sockets.
+Airflow is pointed at a throw-away AIRFLOW_HOME before anything imports it; connections come from
+``AIRFLOW_CONN_*`` environment variables, which Airflow resolves without a metadata database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="apo-airflow-home-")
+os.environ.setdefault("AIRFLOW_HOME", _HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Test apps registered on the shared emulator, besides the built-in demo apps.
+TEST_APPS = {
+    "echo": "cat",
+    "slow": "sleep 30; cat",
+    "fail": "echo 'infeasible: demand exceeds capacity' >&2; exit 3",
+}
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """One emulator process for the session (reset counters per test with ``emulator.reset()``)."""
+    from airflow_provider.testing.emulator import EmulatorProcess
+
+    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    with EmulatorProcess(api_keys=("test-api-key",), apps=TEST_APPS, log_path=log) as emu:
+        yield emu
+
+
+def conn_json(conn_type: str, host: str, password: str, **extra) -> str:
+    payload = {"conn_type": conn_type, "host": host, "password": password}
+    if extra:
+        payload["extra"] = extra
+    return json.dumps(payload)
+
+
+@pytest.fixture
+def nextmv_conn(emulator, monkeypatch):
+    """``nextmv_default`` pointing at the emulator, through the environment (no Airflow DB needed)."""
+    monkeypatch.setenv("AIRFLOW_CONN_NEXTMV_DEFAULT", conn_json("nextmv", emulator.url, emulator.api_key))
+    return "nextmv_default"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto in server mode: a real S3 HTTP endpoint reached by boto3/smart-open over a socket."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "moto.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.endpoint + "/moto-api/", timeout=1)
+                return
+            except requests.ConnectionError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"moto server died: {(tmp / 'moto.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        raise RuntimeError("moto server did not start")
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """A fresh bucket on the local S3 server; smart-open/boto3 find it through AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = s3_server.client()
+    bucket = f"bucket-{time.monotonic_ns()}"
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket  # type: ignore[attr-defined]
+    return client
