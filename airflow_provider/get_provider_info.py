@@ -48,7 +48,10 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "hooks": [
-            {"integration-name": NEXTMV, "python-modules": ["airflow_provider.hooks.nextmv"]},
+            {
+                "integration-name": NEXTMV,
+                "python-modules": ["airflow_provider.hooks.nextmv", "airflow_provider.hooks.nextmv_async"],
+            },
         ],
         "operators": [
             {"integration-name": NEXTMV, "python-modules": ["airflow_provider.operators.nextmv"]},

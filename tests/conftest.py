@@ -31,6 +31,8 @@ TEST_APPS = {
     "echo": "cat",
     "slow": "sleep 30; cat",
     "fail": "echo 'infeasible: demand exceeds capacity' >&2; exit 3",
+    # reads (and drops) its input, answers a constant: for upload tests that need no echo back
+    "sink": "cat > /dev/null; echo '{\"ok\": true}'",
 }
 
 
@@ -122,3 +124,59 @@ def s3(s3_server, monkeypatch):
     client.create_bucket(Bucket=bucket)
     client.bucket = bucket  # type: ignore[attr-defined]
     return client
+
+
+class FakeTaskInstance:
+    """Records XComs like a task instance does; the Airflow-side stand-in for unit-level operator tests.
+
+    The service side is never faked: operators under test talk to the emulator over sockets.
+    End-to-end tests (tests/e2e) run the same operators in a real Airflow stack.
+    """
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        json.dumps(value)  # XCom values must be JSON-serializable
+        self.xcoms[key] = value
+
+
+class DictStateStore:
+    """The task state store's get/set contract (Airflow 3.3 ``context["task_state_store"]``)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+
+    def get(self, key: str, default=None):
+        return self.data.get(key, default)
+
+    def set(self, key: str, value, *, retention=None) -> None:
+        assert value is not None
+        self.data[key] = json.loads(json.dumps(value))
+
+
+@pytest.fixture
+def context():
+    return {"ti": FakeTaskInstance(), "task_state_store": DictStateStore()}
+
+
+def write_json_file(path: Path, size: int) -> Path:
+    """Write a valid JSON document of exactly ``size`` bytes (size >= 16), streaming, in constant memory."""
+    head, tail = b'{"padding":"', b'"}'
+    body = size - len(head) - len(tail)
+    assert body >= 0
+    block = b"x" * (1024 * 1024)
+    with open(path, "wb") as f:
+        f.write(head)
+        while body > 0:
+            n = min(body, len(block))
+            f.write(block[:n])
+            body -= n
+        f.write(tail)
+    return path
+
+
+@pytest.fixture
+def json_file(tmp_path):
+    """``json_file(size, name="input.json") -> Path``: a valid JSON file of an exact size."""
+    return lambda size, name="input.json": write_json_file(tmp_path / name, size)

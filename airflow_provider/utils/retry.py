@@ -94,7 +94,9 @@ class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self.backoff = tenacity.wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait)
+        self.backoff = tenacity.wait_exponential_jitter(
+            multiplier=policy.initial_wait, max=policy.max_wait, jitter=min(1.0, policy.initial_wait)
+        )
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None

@@ -1,0 +1,136 @@
+"""NextmvRunOperator against the emulator, sync and deferrable, with Airflow's XCom/state store stand-ins.
+
+The real-Airflow proof of the same paths is tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
+
+from airflow_provider.exceptions import InvalidInputError, RunFailedError, RunTimeoutError
+from airflow_provider.operators.nextmv import RUN_STATE_KEY, NextmvRunLink, NextmvRunOperator
+from airflow_provider.triggers.nextmv import NextmvRunTrigger
+
+FAST = dict(poll_interval=0.1, max_poll_interval=0.3)
+
+
+def run_deferred(op, context):
+    """Execute, run the trigger it defers to in an event loop, then resume with the event."""
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(context)
+    deferred = info.value
+    assert isinstance(deferred.trigger, NextmvRunTrigger)
+    assert deferred.timeout is None  # the trigger owns the deadline
+    classpath, kwargs = deferred.trigger.serialize()
+    trigger = NextmvRunTrigger(**json.loads(json.dumps(kwargs)))  # what the triggerer rebuilds
+
+    async def first_event():
+        return [e async for e in trigger.run()]
+
+    (event,) = asyncio.run(first_event())
+    return getattr(op, deferred.method_name)(context, event=event.payload)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_submit_wait_and_write_output(nextmv_conn, emulator, context, tmp_path, deferrable):
+    emulator.reset()
+    op = NextmvRunOperator(
+        task_id="solve",
+        app_id="echo",
+        input={"k": "v"},
+        output_uri=str(tmp_path / "out.json"),
+        deferrable=deferrable,
+        **FAST,
+    )
+    result = run_deferred(op, context) if deferrable else op.execute(context)
+    xcoms = context["ti"].xcoms
+    assert result == xcoms["run_id"]
+    assert xcoms["run_url"].endswith(f"/app/echo/run/{result}?view=details")
+    assert xcoms["output_paths"] == [str(tmp_path / "out.json")]
+    assert json.loads((tmp_path / "out.json").read_text()) == {"k": "v"}
+    assert context["task_state_store"].data[RUN_STATE_KEY] == {"app_id": "echo", "run_id": result}
+    assert emulator.stats()["nextmv"]["runs_created"] == 1
+
+
+def test_fire_and_forget_returns_the_run_id(nextmv_conn, context):
+    op = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    run_id = op.execute(context)
+    assert run_id.startswith("latest")
+    op.hook.cancel_run("slow", run_id)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_failed_run_fails_the_task_with_the_service_text(nextmv_conn, context, deferrable):
+    op = NextmvRunOperator(task_id="s", app_id="fail", input={"a": 1}, deferrable=deferrable, **FAST)
+    with pytest.raises(RunFailedError, match="infeasible: demand exceeds capacity"):
+        run_deferred(op, context) if deferrable else op.execute(context)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_timeout_cancels_then_fails(nextmv_conn, context, deferrable):
+    op = NextmvRunOperator(
+        task_id="s", app_id="slow", input={"a": 1}, deferrable=deferrable, timeout=timedelta(seconds=1), **FAST
+    )
+    with pytest.raises(RunTimeoutError, match="canceled"):
+        run_deferred(op, context) if deferrable else op.execute(context)
+    run_id = context["ti"].xcoms["run_id"]
+    assert op.hook.get_run_metadata("slow", run_id)["metadata"]["status_v2"] == "canceled"
+
+
+def test_retry_reattaches_instead_of_resubmitting(nextmv_conn, emulator, context):
+    emulator.reset()
+    first = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
+    run_id = first.execute(context)
+    retry = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
+    assert retry.execute(context) == run_id
+    assert emulator.stats()["nextmv"]["runs_created"] == 1
+
+
+def test_retry_after_a_failed_run_submits_a_new_one(nextmv_conn, emulator, context):
+    context["task_state_store"].set(RUN_STATE_KEY, {"app_id": "echo", "run_id": "latest-does-not-exist"})
+    op = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
+    assert op.execute(context) != "latest-does-not-exist"
+
+
+def test_bad_arguments_fail_at_parse_time():
+    with pytest.raises(ValueError, match="exactly one"):
+        NextmvRunOperator(task_id="s", app_id="a")
+    with pytest.raises(ValueError, match="exactly one"):
+        NextmvRunOperator(task_id="s", app_id="a", input={}, input_uri="x.json")
+    with pytest.raises(ValueError, match="input_format"):
+        NextmvRunOperator(task_id="s", app_id="a", input_uri="x", input_format="xml")
+    with pytest.raises(ValueError, match="wait_for_completion"):
+        NextmvRunOperator(task_id="s", app_id="a", input={}, output_uri="o.json", wait_for_completion=False)
+    with pytest.raises(ValueError, match="timeout"):
+        NextmvRunOperator(task_id="s", app_id="a", input={}, timeout=0)
+
+
+def test_invalid_input_is_not_retried(nextmv_conn, context, tmp_path):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    op = NextmvRunOperator(task_id="s", app_id="echo", input_uri=str(tmp_path / "missing.json"))
+    with pytest.raises(InvalidInputError) as info:
+        op.execute(context)
+    assert isinstance(info.value, AirflowFailException)
+
+
+def test_on_kill_cancels_the_remote_run(nextmv_conn, context):
+    op = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    run_id = op.execute(context)
+    op.on_kill()
+    import time
+
+    deadline = time.time() + 10
+    while op.hook.get_run_metadata("slow", run_id)["metadata"]["status_v2"] != "canceled":
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+def test_templated_fields_and_link():
+    assert {"input", "input_uri", "options", "output_uri", "app_id"} <= set(NextmvRunOperator.template_fields)
+    assert NextmvRunLink.name == "Nextmv run"

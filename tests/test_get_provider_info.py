@@ -1,0 +1,54 @@
+"""Provider metadata: schema-valid, discoverable through the entry point, every listed path importable."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider.get_provider_info import get_provider_info
+
+
+def test_valid_against_airflows_runtime_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_entry_point_resolves_and_package_name_matches_distribution():
+    (ep,) = [e for e in entry_points(group="apache_airflow_provider") if e.dist.name == "airflow-provider-optimization"]
+    assert ep.load() is get_provider_info
+    assert get_provider_info()["package-name"] == ep.dist.name
+
+
+def test_every_listed_module_and_class_imports():
+    info = get_provider_info()
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[kind]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in [c["hook-class-name"] for c in info["connection-types"]] + info["extra-links"]:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)
+
+
+def test_every_module_is_listed():
+    info = get_provider_info()
+    root = Path(__file__).resolve().parents[1] / "airflow_provider"
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        listed = {m for e in info[kind] for m in e["python-modules"]}
+        public = {
+            f"airflow_provider.{kind}.{p.stem}"
+            for p in (root / kind).glob("*.py")
+            if not p.stem.startswith("_")
+        }
+        assert public == listed, kind
+
+
+def test_connection_form_is_declarative():
+    (nextmv,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "nextmv"]
+    assert nextmv["ui-field-behaviour"]["relabeling"]["password"] == "API key"
+    assert nextmv["conn-fields"]["verify_ssl"]["schema"]["default"] is True
