@@ -19,7 +19,11 @@ def test_valid_against_airflows_runtime_schema():
 
 
 def test_entry_point_resolves_and_package_name_matches_distribution():
-    (ep,) = [e for e in entry_points(group="apache_airflow_provider") if e.dist.name == "airflow-provider-optimization"]
+    (ep,) = [
+        e
+        for e in entry_points(group="apache_airflow_provider")
+        if e.dist.name == "airflow-provider-optimization"
+    ]
     assert ep.load() is get_provider_info
     assert get_provider_info()["package-name"] == ep.dist.name
 

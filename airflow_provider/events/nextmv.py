@@ -62,7 +62,9 @@ class NextmvRunEvent:
         run_id, app_id = payload.get("run_id"), payload.get("app_id")
         if not run_id or not app_id:
             raise ProtocolError(f"Nextmv trigger event lacks run_id/app_id: {payload!r}")
-        return cls(status=status, app_id=str(app_id), run_id=str(run_id), message=str(payload.get("message") or ""))
+        return cls(
+            status=status, app_id=str(app_id), run_id=str(run_id), message=str(payload.get("message") or "")
+        )
 
 
 def event_from_metadata(app_id: str, run_id: str, metadata: Mapping[str, Any]) -> NextmvRunEvent | None:

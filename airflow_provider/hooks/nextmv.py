@@ -9,7 +9,6 @@ cannot leak to a storage host even through a redirect.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
@@ -23,16 +22,16 @@ from airflow_provider.exceptions import (
     InvalidInputError,
     RunFailedError,
     RunTimeoutError,
-    ServiceHTTPError,
     ServiceUnavailableError,
 )
 from airflow_provider.protocol import nextmv as proto
 from airflow_provider.utils import archives, uris
-from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT, error_detail, parse_retry_after
+from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT
 from airflow_provider.utils.payloads import JsonShapeCheck, StreamingBody
 from airflow_provider.utils.polling import poll_delay
-from airflow_provider.utils.redact import mask_secrets, redact_text, redact_url
-from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy, sync_retrying
+from airflow_provider.utils.redact import mask_secrets, redact_url
+from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
+from airflow_provider.utils.sync_http import call_with_retries, raise_for_status
 
 SERVICE = "Nextmv Cloud"
 
@@ -118,10 +117,12 @@ class NextmvHook(BaseHook):
             response = self.session.request(
                 method, url, params=params, json=json_body, data=data, timeout=self.timeout, stream=stream
             )
-            _raise_for_status(response, method, f"/{path}")
+            raise_for_status(response, SERVICE, method, f"/{path}")
             return response
 
-        return _with_retries(self.retry_policy, idempotent, self.log, what, attempt)
+        return call_with_retries(
+            self.retry_policy, idempotent=idempotent, logger=self.log, service=SERVICE, what=what, fn=attempt
+        )
 
     def _json(self, response: requests.Response, what: str) -> Any:
         return proto.parse_json_body(response.content, what)
@@ -129,9 +130,13 @@ class NextmvHook(BaseHook):
     # ------------------------------------------------------------------------------------ runs
     def request_upload_url(self, app_id: str) -> tuple[str, str]:
         """POST ``/runs/uploadurl`` → (upload_id, presigned upload URL)."""
-        response = self._call("POST", proto.upload_url_path(app_id), idempotent=True, what="request upload URL")
+        response = self._call(
+            "POST", proto.upload_url_path(app_id), idempotent=True, what="request upload URL"
+        )
         payload = self._json(response, "uploadurl")
-        return proto.require_str(payload, "upload_id", "uploadurl"), proto.require_str(payload, "upload_url", "uploadurl")
+        return proto.require_str(payload, "upload_id", "uploadurl"), proto.require_str(
+            payload, "upload_url", "uploadurl"
+        )
 
     def upload(self, upload_url: str, body: StreamingBody) -> None:
         """PUT a streaming body to a presigned URL, without the API key, with an exact Content-Length."""
@@ -143,15 +148,22 @@ class NextmvHook(BaseHook):
             headers={"Content-Type": "application/octet-stream"},
             timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT),
         )
-        _raise_for_status(response, "PUT", redact_url(upload_url))
+        raise_for_status(response, SERVICE, "PUT", redact_url(upload_url))
         elapsed = max(time.monotonic() - started, 1e-6)
-        self.log.info("Uploaded %s bytes in %.1fs (%.1f MB/s)", f"{body.sent:,}", elapsed, body.sent / elapsed / 1e6)
+        self.log.info(
+            "Uploaded %s bytes in %.1fs (%.1f MB/s)", f"{body.sent:,}", elapsed, body.sent / elapsed / 1e6
+        )
 
     def create_run(self, app_id: str, body: Mapping[str, Any], instance_id: str | None = None) -> str:
         """POST ``/runs``. Not idempotent: re-sent only when the service provably did not act on it."""
         params = {"instance_id": instance_id} if instance_id else None
         response = self._call(
-            "POST", proto.runs_path(app_id), idempotent=False, what="create run", params=params, json_body=body
+            "POST",
+            proto.runs_path(app_id),
+            idempotent=False,
+            what="create run",
+            params=params,
+            json_body=body,
         )
         return proto.require_str(self._json(response, "new run"), "run_id", "new run")
 
@@ -203,8 +215,15 @@ class NextmvHook(BaseHook):
             yield uris.InputSource("<input>", io.BytesIO(data), len(data)), "the input"
             return
         assert input_uri is not None
-        if input_format in proto.ARCHIVE_FORMATS and uris.is_local(input_uri) and uris.local_path(input_uri).is_dir():
-            with _tar_directory(uris.local_path(input_uri)) as tarball, uris.open_input(str(tarball)) as source:
+        if (
+            input_format in proto.ARCHIVE_FORMATS
+            and uris.is_local(input_uri)
+            and uris.local_path(input_uri).is_dir()
+        ):
+            with (
+                _tar_directory(uris.local_path(input_uri)) as tarball,
+                uris.open_input(str(tarball)) as source,
+            ):
                 yield source, f"input folder {input_uri}"
             return
         with uris.open_input(input_uri) as source:
@@ -220,7 +239,9 @@ class NextmvHook(BaseHook):
         return upload_id
 
     def get_run_metadata(self, app_id: str, run_id: str) -> dict[str, Any]:
-        response = self._call("GET", proto.run_metadata_path(app_id, run_id), idempotent=True, what="get run status")
+        response = self._call(
+            "GET", proto.run_metadata_path(app_id, run_id), idempotent=True, what="get run status"
+        )
         return self._json(response, "run metadata")
 
     def get_run_result(self, app_id: str, run_id: str) -> dict[str, Any]:
@@ -235,7 +256,9 @@ class NextmvHook(BaseHook):
         self.log.info("Requested cancellation of Nextmv run %s", run_id)
 
     def get_run_logs(self, app_id: str, run_id: str) -> str:
-        response = self._call("GET", proto.run_logs_path(app_id, run_id), idempotent=True, what="get run logs")
+        response = self._call(
+            "GET", proto.run_logs_path(app_id, run_id), idempotent=True, what="get run logs"
+        )
         payload = self._json(response, "run logs")
         return str(payload.get("log", "")) if isinstance(payload, dict) else ""
 
@@ -285,10 +308,14 @@ class NextmvHook(BaseHook):
             if info.is_archive:
                 written = archives.extract_tar_stream(stream, output_uri)
             else:
-                target = uris.join(output_uri, f"{run_id}.json") if uris.is_folder_uri(output_uri) else output_uri
+                target = (
+                    uris.join(output_uri, f"{run_id}.json") if uris.is_folder_uri(output_uri) else output_uri
+                )
                 archives.copy_bounded_stream(stream, target, max_total_bytes=proto.MAX_DOWNLOAD_BYTES * 2)
                 written = [uris.normalized(target)]
-        self.log.info("Wrote the output of Nextmv run %s to %s", run_id, ", ".join(map(uris.describe, written)))
+        self.log.info(
+            "Wrote the output of Nextmv run %s to %s", run_id, ", ".join(map(uris.describe, written))
+        )
         return written
 
     @contextlib.contextmanager
@@ -302,11 +329,20 @@ class NextmvHook(BaseHook):
             url = proto.require_str(payload, "url", "output?format=url")
 
             def download() -> requests.Response:
-                resp = self.transfer_session.get(url, stream=True, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT))
-                _raise_for_status(resp, "GET", redact_url(url))
+                resp = self.transfer_session.get(
+                    url, stream=True, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT)
+                )
+                raise_for_status(resp, SERVICE, "GET", redact_url(url))
                 return resp
 
-            response = _with_retries(self.retry_policy, True, self.log, "download output", download)
+            response = call_with_retries(
+                self.retry_policy,
+                idempotent=True,
+                logger=self.log,
+                service=SERVICE,
+                what="download output",
+                fn=download,
+            )
         else:
             response = self._call("GET", path, idempotent=True, what="get output", stream=True)
         with contextlib.closing(response):
@@ -328,7 +364,9 @@ class NextmvHook(BaseHook):
         if event.status is RunEventStatus.TIMEOUT:
             if cancel_on_timeout:
                 self.cancel_best_effort(event.app_id, event.run_id)
-            raise RunTimeoutError(f"{event.message}; " + ("it was canceled." if cancel_on_timeout else "it was left running."))
+            raise RunTimeoutError(
+                f"{event.message}; " + ("it was canceled." if cancel_on_timeout else "it was left running.")
+            )
         if event.status is RunEventStatus.ERROR:
             raise ServiceUnavailableError(f"Waiting for Nextmv run {event.run_id} failed: {event.message}")
         verb = "failed" if event.status is RunEventStatus.FAILED else "was canceled"
@@ -352,40 +390,15 @@ class NextmvHook(BaseHook):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _raise_for_status(response: requests.Response, method: str, target: str) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = response.content
-    except requests.RequestException:
-        body = b""
-    raise ServiceHTTPError(
-        SERVICE,
-        method,
-        target,
-        response.status_code,
-        error_detail(body),
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-    )
-
-
-def _with_retries(policy: RetryPolicy, idempotent: bool, logger: logging.Logger, what: str, fn: Callable[[], Any]) -> Any:
-    try:
-        for attempt in sync_retrying(policy, idempotent=idempotent, logger=logger, what=f"Nextmv {what}"):
-            with attempt:
-                return fn()
-    except requests.RequestException as exc:
-        raise ServiceUnavailableError(f"Nextmv {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _parse_inline_json(data: bytes, what: str) -> Any:
     import json
 
     try:
         return json.loads(data)
     except ValueError as exc:
-        raise InvalidInputError(f"{what} is not valid JSON: {exc}. Fix the file, or set input_format='text'.") from exc
+        raise InvalidInputError(
+            f"{what} is not valid JSON: {exc}. Fix the file, or set input_format='text'."
+        ) from exc
 
 
 @contextlib.contextmanager

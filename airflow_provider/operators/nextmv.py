@@ -15,7 +15,11 @@ from airflow_provider.exceptions import ServiceHTTPError
 from airflow_provider.hooks.nextmv import NextmvHook
 from airflow_provider.protocol.nextmv import INPUT_FORMATS, run_status
 from airflow_provider.triggers.nextmv import NextmvRunTrigger
-from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, validate_poll_settings
+from airflow_provider.utils.polling import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    validate_poll_settings,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
@@ -221,7 +225,9 @@ class NextmvRunOperator(BaseOperator):
                 return None
             raise
         if status.is_terminal and status.value != "succeeded":
-            self.log.warning("Run %s from an earlier try ended %s; submitting a new run", run_id, status.value)
+            self.log.warning(
+                "Run %s from an earlier try ended %s; submitting a new run", run_id, status.value
+            )
             return None
         self.log.info("Re-attaching to Nextmv run %s (%s) started by an earlier try", run_id, status.value)
         return run_id

@@ -80,7 +80,9 @@ class CuOptSettings:
     tls: TLSSettings = field(default_factory=TLSSettings)
 
     @classmethod
-    def from_connection(cls, host: str | None, password: str | None, extras: Mapping[str, Any]) -> CuOptSettings:
+    def from_connection(
+        cls, host: str | None, password: str | None, extras: Mapping[str, Any]
+    ) -> CuOptSettings:
         api_key = (password or extras.get("api_key") or "").strip() or None
         client_id = (extras.get("client_id") or "").strip() or None
         client_secret = (extras.get("client_secret") or "").strip() or None
@@ -160,13 +162,39 @@ class Token:
         try:
             ttl = float(payload.get("expires_in", 0))
         except (TypeError, ValueError):
-            raise ProtocolError(f"token endpoint returned a bad expires_in: {payload.get('expires_in')!r}") from None
+            raise ProtocolError(
+                f"token endpoint returned a bad expires_in: {payload.get('expires_in')!r}"
+            ) from None
         return cls(payload["access_token"], now + ttl)
 
 
 def refresh_lead(ttl: float) -> float:
     """How early to refresh a token of lifetime ``ttl``: 120 s, or a quarter of short lifetimes."""
     return min(TOKEN_REFRESH_LEAD, max(ttl, 0.0) / 4)
+
+
+class TokenCache:
+    """In-memory JWT cache (never written to disk, unlike the thin client's token_cache.json).
+
+    Checked before *every* call: a token is replaced once it is within its refresh lead of expiry,
+    so a long poll never starts with a token about to lapse.
+    """
+
+    def __init__(self) -> None:
+        self._token: Token | None = None
+        self._lead = TOKEN_REFRESH_LEAD
+
+    def current(self, now: float) -> str | None:
+        if self._token is not None and self._token.fresh(now, self._lead):
+            return self._token.value
+        return None
+
+    def store(self, token: Token, now: float) -> None:
+        self._token = token
+        self._lead = refresh_lead(token.expires_at - now)
+
+    def invalidate(self) -> None:
+        self._token = None
 
 
 # ---------------------------------------------------------------------------------------------- functions
@@ -208,7 +236,9 @@ def select_function(
         candidates = [f for f in candidates if f.get("versionId") == version_id]
         what += f" version {version_id}"
     if not candidates:
-        raise InvalidInputError(f"No ACTIVE NVCF function matches {what}; check the cuOpt connection's function settings.")
+        raise InvalidInputError(
+            f"No ACTIVE NVCF function matches {what}; check the cuOpt connection's function settings."
+        )
     newest = max(candidates, key=lambda f: parse_created_at(f.get("createdAt")))
     return str(newest["id"]), str(newest.get("versionId") or "")
 
@@ -219,7 +249,11 @@ def clamp_poll_seconds(seconds: int) -> int:
 
 
 def invoke_body(
-    *, data: Any = None, asset_id: str | None = None, poll_seconds: int = DEFAULT_POLL_SECONDS, action: str | None = None
+    *,
+    data: Any = None,
+    asset_id: str | None = None,
+    poll_seconds: int = DEFAULT_POLL_SECONDS,
+    action: str | None = None,
 ) -> dict[str, Any]:
     """The exec envelope. With an asset, ``data`` is null and the asset holds the problem."""
     header: dict[str, Any] = {"pollDurationSeconds": clamp_poll_seconds(poll_seconds)}
@@ -233,7 +267,9 @@ def invoke_body(
 
 def serialize_problem(problem: Any) -> bytes:
     if not isinstance(problem, (dict, list)):
-        raise InvalidInputError(f"a cuOpt problem is a JSON object (or a list for batch LP), got {type(problem).__name__}")
+        raise InvalidInputError(
+            f"a cuOpt problem is a JSON object (or a list for batch LP), got {type(problem).__name__}"
+        )
     try:
         return json.dumps(problem, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as exc:
@@ -242,7 +278,9 @@ def serialize_problem(problem: Any) -> bytes:
 
 def needs_asset(size: int) -> bool:
     if size > MAX_ASSET_BYTES:
-        raise InvalidInputError(f"Problem is {size:,} bytes; NVCF assets hold at most {MAX_ASSET_BYTES:,} bytes.")
+        raise InvalidInputError(
+            f"Problem is {size:,} bytes; NVCF assets hold at most {MAX_ASSET_BYTES:,} bytes."
+        )
     return size > MAX_INLINE_BYTES
 
 
@@ -278,7 +316,9 @@ def interpret(http_status: int, payload: Any, *, req_id_header: str | None = Non
         raise ProtocolError(f"NVCF answer has no reqId (HTTP {http_status}, status {raw})")
     if status is InvocationStatus.FULFILLED:
         if "response" not in payload and not payload.get("responseReference"):
-            raise ProtocolError(f"NVCF request {req_id} is fulfilled but has neither response nor responseReference")
+            raise ProtocolError(
+                f"NVCF request {req_id} is fulfilled but has neither response nor responseReference"
+            )
         return Invocation(status, req_id, payload.get("response"), payload.get("responseReference") or None)
     if status.is_pending:
         return Invocation(status, req_id)
@@ -286,38 +326,74 @@ def interpret(http_status: int, payload: Any, *, req_id_header: str | None = Non
     code = int(code) if isinstance(code, (int, float, str)) and str(code).isdigit() else None
     detail = payload.get("errorMessage") or payload.get("detail") or payload.get("error") or ""
     meaning = ERROR_CODES.get(code or -1, "")
-    message = "; ".join(p for p in (f"errorCode {code}" if code is not None else "", meaning, str(detail)) if p)
+    message = "; ".join(
+        p for p in (f"errorCode {code}" if code is not None else "", meaning, str(detail)) if p
+    )
     return Invocation(status, req_id, error_code=code, message=message or f"request {status.value}")
 
 
 # ---------------------------------------------------------------------------------------------- results
-def solver_outcome(result: Any) -> tuple[bool, str]:
-    """(ok, message) for a cuOpt container body ``{"response": {...}}``.
+#: Solver statuses that mean "there is a usable solution" (LP/MILP names of cuOpt 25.x).
+GOOD_STATUS_NAMES = frozenset({"Optimal", "FeasibleFound", "PrimalFeasible", "TimeLimit"})
 
-    Routing answers carry ``solver_response`` (status 0) or ``solver_infeasible_response``;
-    LP/MILP answers carry ``solver_response.status`` as a name ("Optimal", "FeasibleFound"...) or an
-    older integer code. Batch LP answers are lists.
+
+@dataclass
+class ResultSummary:
+    """What the provider needs to know about a cuOpt result, collected without keeping the result.
+
+    Built from a parsed dict (:func:`summarize_result`) or from a streaming parse of a large result
+    file (``hooks/_cuopt_results.py``), so both paths share :func:`solver_outcome`.
     """
-    response = result.get("response") if isinstance(result, Mapping) else None
+
+    has_response: bool = False
+    infeasible: bool = False
+    #: (status, has_solution) per solver answer (several for batch LP).
+    answers: list[tuple[Any, bool]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def summarize_result(result: Any) -> ResultSummary:
+    summary = ResultSummary()
+    if not isinstance(result, Mapping):
+        return summary
+    if result.get("error"):
+        summary.error = str(result["error"])
+    summary.notes = [str(n) for n in (result.get("notes") or []) if n][:20]
+    response = result.get("response")
     if not isinstance(response, Mapping):
-        if isinstance(result, Mapping) and result.get("error"):
-            return False, f"cuOpt error: {result['error']}"
-        return False, "cuOpt answer has no 'response' object"
-    if "solver_infeasible_response" in response:
-        return False, "cuOpt found the routing problem infeasible" + _notes(result)
+        return summary
+    summary.has_response = True
+    summary.infeasible = "solver_infeasible_response" in response
     solver = response.get("solver_response")
-    answers = solver if isinstance(solver, list) else [solver]
-    for answer in answers:
-        if not isinstance(answer, Mapping):
-            return False, "cuOpt answer has no solver_response"
-        status = answer.get("status")
-        if isinstance(status, str) and status not in ("Optimal", "FeasibleFound", "PrimalFeasible", "TimeLimit"):
-            return False, f"cuOpt solver status {status}" + _notes(result)
-        if isinstance(status, int) and "solution" not in answer and status != 0:
-            return False, f"cuOpt solver status {status}" + _notes(result)
+    for answer in solver if isinstance(solver, list) else ([solver] if solver is not None else []):
+        if isinstance(answer, Mapping):
+            has_solution = bool(
+                answer.get("solution") or answer.get("vehicle_data") or answer.get("num_vehicles")
+            )
+            summary.answers.append((answer.get("status"), has_solution))
+    return summary
+
+
+def solver_outcome(summary: ResultSummary) -> tuple[bool, str]:
+    """(ok, message). Routing: ``solver_response`` with status 0, or ``solver_infeasible_response``;
+    LP/MILP: a status name (older containers: integers, 1 = optimal)."""
+    notes = ("; notes: " + "; ".join(summary.notes))[:1000] if summary.notes else ""
+    if summary.error and not summary.has_response:
+        return False, f"cuOpt error: {summary.error}"
+    if not summary.has_response:
+        return False, "cuOpt answer has no 'response' object"
+    if summary.infeasible:
+        return False, "cuOpt found the problem infeasible" + notes
+    if not summary.answers:
+        return False, "cuOpt answer has no solver_response" + notes
+    for status, has_solution in summary.answers:
+        if isinstance(status, str):
+            if status not in GOOD_STATUS_NAMES:
+                return False, f"cuOpt solver status {status}" + notes
+        elif isinstance(status, int) and not isinstance(status, bool):
+            if not (status == 0 or (status == 1 and has_solution)):
+                return False, f"cuOpt solver status {status}" + notes
+        else:
+            return False, f"cuOpt answer has an unreadable solver status {status!r}"
     return True, ""
-
-
-def _notes(result: Mapping[str, Any]) -> str:
-    notes = [str(n) for n in (result.get("notes") or []) if n]
-    return (": " + "; ".join(notes))[:1000] if notes else ""

@@ -60,7 +60,9 @@ class NextmvSettings:
     tls: TLSSettings = field(default_factory=TLSSettings)
 
     @classmethod
-    def from_connection(cls, host: str | None, password: str | None, extras: Mapping[str, Any]) -> NextmvSettings:
+    def from_connection(
+        cls, host: str | None, password: str | None, extras: Mapping[str, Any]
+    ) -> NextmvSettings:
         from airflow_provider.exceptions import CredentialsError
 
         api_key = (password or extras.get("api_key") or "").strip()
@@ -147,7 +149,9 @@ def stringify_options(options: Mapping[str, Any] | None) -> dict[str, str]:
     if not options:
         return {}
     if not isinstance(options, Mapping):
-        raise InvalidInputError(f"options must be a dict of option name to value, got {type(options).__name__}")
+        raise InvalidInputError(
+            f"options must be a dict of option name to value, got {type(options).__name__}"
+        )
     out: dict[str, str] = {}
     for key, value in options.items():
         if isinstance(value, str):
@@ -162,7 +166,11 @@ def stringify_options(options: Mapping[str, Any] | None) -> dict[str, str]:
 
 def default_configuration(input_format: str) -> dict[str, Any]:
     """The ``configuration.format`` the SDK derives when the caller gives none."""
-    output = "multi-file" if input_format == "multi-file" else ("csv-archive" if input_format == "csv-archive" else "json")
+    output = (
+        "multi-file"
+        if input_format == "multi-file"
+        else ("csv-archive" if input_format == "csv-archive" else "json")
+    )
     return {"format": {"input": {"type": input_format}, "output": {"type": output}}}
 
 
@@ -204,7 +212,9 @@ class Transfer(str, Enum):
 def choose_transfer(size: int, input_format: str = "json") -> Transfer:
     """Inline up to 5 MiB of JSON; everything else through a presigned upload; refuse > 500 MB."""
     if input_format not in INPUT_FORMATS:
-        raise InvalidInputError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+        raise InvalidInputError(
+            f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}"
+        )
     if size > MAX_UPLOAD_BYTES:
         raise InvalidInputError(
             f"Input is {size:,} bytes; Nextmv accepts at most {MAX_UPLOAD_BYTES:,} bytes (500 MB) per run. "
@@ -240,7 +250,9 @@ def run_status(metadata_response: Mapping[str, Any]) -> RunStatus:
         legacy = meta.get("status")
         if legacy in _LEGACY_STATUS:
             return _LEGACY_STATUS[legacy]
-        raise ProtocolError(f"Nextmv run metadata has neither status_v2 nor a known status: {str(meta)[:300]}")
+        raise ProtocolError(
+            f"Nextmv run metadata has neither status_v2 nor a known status: {str(meta)[:300]}"
+        )
     try:
         return RunStatus(raw)
     except ValueError:

@@ -8,12 +8,21 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
 from airflow_provider.hooks.nextmv import NextmvHook
 from airflow_provider.triggers.nextmv import NextmvRunTrigger
-from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, validate_poll_settings
+from airflow_provider.utils.polling import (
+    DEFAULT_MAX_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    validate_poll_settings,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -76,7 +85,9 @@ class NextmvRunSensor(BaseSensorOperator):
                     self.hook.cancel_best_effort(self.app_id, self.run_id)
                 raise
         deadline = time.time() + float(self.timeout)
-        event = event_from_metadata(self.app_id, self.run_id, self.hook.get_run_metadata(self.app_id, self.run_id))
+        event = event_from_metadata(
+            self.app_id, self.run_id, self.hook.get_run_metadata(self.app_id, self.run_id)
+        )
         if event is not None:
             return self._complete(event)
         self.defer(

@@ -107,4 +107,3 @@ class NextmvRunTrigger(BaseTrigger):
             self.log.info("Canceled Nextmv run %s after the task was killed", self.run_id)
         except Exception as exc:
             self.log.warning("Could not cancel Nextmv run %s: %s", self.run_id, exc)
-

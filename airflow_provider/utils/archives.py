@@ -27,7 +27,9 @@ def safe_member_name(name: str) -> str:
         raise UnsafeArchiveError(f"archive member {name!r} has an absolute path; refusing to extract")
     norm = posixpath.normpath(cleaned)
     if norm == ".." or norm.startswith("../"):
-        raise UnsafeArchiveError(f"archive member {name!r} escapes the destination folder; refusing to extract")
+        raise UnsafeArchiveError(
+            f"archive member {name!r} escapes the destination folder; refusing to extract"
+        )
     if "\x00" in norm:
         raise UnsafeArchiveError(f"archive member {name!r} contains a NUL byte")
     return norm
@@ -126,7 +128,7 @@ def open_zip_member(
         if name in by_name:
             return name, archive.open(by_name[name])  # type: ignore[return-value]
     if len(by_name) == 1:
-        (name, info), = by_name.items()
+        ((name, info),) = by_name.items()
         return name, archive.open(info)  # type: ignore[return-value]
     raise UnsafeArchiveError(
         f"result zip has no member named {' or '.join(preferred)} and {len(by_name)} candidates: "
@@ -134,7 +136,9 @@ def open_zip_member(
     )
 
 
-def copy_bounded_stream(src: BinaryIO, dest_uri: str, *, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> int:
+def copy_bounded_stream(
+    src: BinaryIO, dest_uri: str, *, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+) -> int:
     """Copy ``src`` to ``dest_uri`` atomically, failing once more than ``max_total_bytes`` came out."""
     budget = _Budget(max_total_bytes, 1)
     _copy_bounded(src, dest_uri, budget)

@@ -35,7 +35,9 @@ class TLSSettings:
         verify = extras.get("verify_ssl", extras.get("verify", True))
         if isinstance(verify, str):
             verify = verify.strip().lower() not in ("false", "0", "no", "off")
-        return cls(verify=bool(verify) if verify is not None else True, ca_bundle=extras.get("ca_bundle") or None)
+        return cls(
+            verify=bool(verify) if verify is not None else True, ca_bundle=extras.get("ca_bundle") or None
+        )
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

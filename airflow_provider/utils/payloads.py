@@ -58,7 +58,9 @@ class StreamingBody:
     :param on_chunk: called with each chunk before it is sent (raise to abort the upload).
     """
 
-    def __init__(self, chunks: Iterable[bytes], size: int, what: str, on_chunk: Callable[[bytes], None] | None = None):
+    def __init__(
+        self, chunks: Iterable[bytes], size: int, what: str, on_chunk: Callable[[bytes], None] | None = None
+    ):
         self._chunks = chunks
         self.size = size
         self.what = what

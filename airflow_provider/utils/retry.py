@@ -106,7 +106,9 @@ class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
         return self.backoff(retry_state)
 
 
-def _retry_kwargs(policy: RetryPolicy, *, idempotent: bool, logger: logging.Logger, what: str) -> dict[str, Any]:
+def _retry_kwargs(
+    policy: RetryPolicy, *, idempotent: bool, logger: logging.Logger, what: str
+) -> dict[str, Any]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -121,7 +123,8 @@ def _retry_kwargs(policy: RetryPolicy, *, idempotent: bool, logger: logging.Logg
         )
 
     return {
-        "stop": tenacity.stop_after_attempt(policy.max_attempts) | tenacity.stop_after_delay(policy.max_elapsed),
+        "stop": tenacity.stop_after_attempt(policy.max_attempts)
+        | tenacity.stop_after_delay(policy.max_elapsed),
         "wait": _WaitRetryAfterOrBackoff(policy),
         "retry": tenacity.retry_if_exception(lambda e: is_retryable(e, idempotent=idempotent)),
         "before_sleep": before_sleep,

@@ -93,7 +93,9 @@ def open_input(uri: str) -> Iterator[InputSource]:
         if not path.exists():
             raise InvalidInputError(f"Input file {path} does not exist; check input_uri.")
         if path.is_dir():
-            raise InvalidInputError(f"Input {path} is a directory; pass a file (or input_format='multi-file').")
+            raise InvalidInputError(
+                f"Input {path} is a directory; pass a file (or input_format='multi-file')."
+            )
         with open(path, "rb") as f:
             yield InputSource(uri, f, path.stat().st_size)
         return

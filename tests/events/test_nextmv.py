@@ -26,7 +26,10 @@ def test_event_from_metadata():
     assert ok == NextmvRunEvent(RunEventStatus.SUCCEEDED, "a", "r", "")
     failed = event_from_metadata("a", "r", {"metadata": {"status_v2": "failed", "error": "bad input"}})
     assert failed.status is RunEventStatus.FAILED and failed.message == "bad input"
-    assert event_from_metadata("a", "r", {"metadata": {"status_v2": "canceled"}}).status is RunEventStatus.CANCELED
+    assert (
+        event_from_metadata("a", "r", {"metadata": {"status_v2": "canceled"}}).status
+        is RunEventStatus.CANCELED
+    )
 
 
 def test_payload_is_small_and_primitive():

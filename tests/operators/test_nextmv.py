@@ -74,7 +74,12 @@ def test_failed_run_fails_the_task_with_the_service_text(nextmv_conn, context, d
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_timeout_cancels_then_fails(nextmv_conn, context, deferrable):
     op = NextmvRunOperator(
-        task_id="s", app_id="slow", input={"a": 1}, deferrable=deferrable, timeout=timedelta(seconds=1), **FAST
+        task_id="s",
+        app_id="slow",
+        input={"a": 1},
+        deferrable=deferrable,
+        timeout=timedelta(seconds=1),
+        **FAST,
     )
     with pytest.raises(RunTimeoutError, match="canceled"):
         run_deferred(op, context) if deferrable else op.execute(context)

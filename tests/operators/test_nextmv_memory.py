@@ -56,4 +56,5 @@ def test_200_mb_upload_peak_rss_growth_under_64_mib(emulator, nextmv_conn, json_
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert emulator.stats()["nextmv"]["upload_bytes"] == 200 * MIB
     assert result["probe_growth"] >= 100 * MIB, result  # the measurement works
+    print(f"200 MB upload: peak RSS growth {result['upload_growth'] / MIB:.1f} MiB")
     assert result["upload_growth"] < 64 * MIB, f"peak RSS grew {result['upload_growth'] / MIB:.1f} MiB"

@@ -22,7 +22,9 @@ def test_normalize_endpoint(host, expected):
 
 
 def test_settings_from_connection_and_url_join():
-    s = proto.NextmvSettings.from_connection("https://proxy.example.com/nextmv/", "key-123", {"verify_ssl": "false"})
+    s = proto.NextmvSettings.from_connection(
+        "https://proxy.example.com/nextmv/", "key-123", {"verify_ssl": "false"}
+    )
     assert s.url(proto.run_metadata_path("my app", "run/1")) == (
         "https://proxy.example.com/nextmv/v1/applications/my%20app/runs/run%2F1/metadata"
     )

@@ -17,7 +17,9 @@ from airflow_provider.triggers.nextmv import NextmvRunTrigger
 def finished_run(app="echo", payload=None):
     hook = NextmvHook()
     run_id = hook.submit_run(app, input=payload or {"answer": 42})
-    event = hook.wait_for_run(app, run_id, deadline=__import__("time").time() + 60, poll_interval=0.1, max_poll_interval=0.3)
+    event = hook.wait_for_run(
+        app, run_id, deadline=__import__("time").time() + 60, poll_interval=0.1, max_poll_interval=0.3
+    )
     return run_id, event
 
 
@@ -43,7 +45,12 @@ def test_deferrable_sensor_returns_paths(nextmv_conn, context, s3):
     hook = NextmvHook()
     run_id = hook.submit_run("slow", input={"a": 1})  # still running when the sensor starts
     sensor = NextmvRunSensor(
-        task_id="w", app_id="slow", run_id=run_id, output_uri=f"s3://{s3.bucket}/out/", deferrable=True, poke_interval=0.1
+        task_id="w",
+        app_id="slow",
+        run_id=run_id,
+        output_uri=f"s3://{s3.bucket}/out/",
+        deferrable=True,
+        poke_interval=0.1,
     )
     with pytest.raises(TaskDeferred) as info:
         sensor.execute(context)
@@ -54,10 +61,14 @@ def test_deferrable_sensor_returns_paths(nextmv_conn, context, s3):
         sensor.execute_complete(context, event.payload)
 
     run_id, _ = finished_run()
-    sensor = NextmvRunSensor(task_id="w", app_id="echo", run_id=run_id, output_uri=f"s3://{s3.bucket}/out/", deferrable=True)
+    sensor = NextmvRunSensor(
+        task_id="w", app_id="echo", run_id=run_id, output_uri=f"s3://{s3.bucket}/out/", deferrable=True
+    )
     paths = sensor.execute(context)  # already finished: no deferral needed
     assert paths == [f"s3://{s3.bucket}/out/{run_id}.json"]
-    assert json.loads(s3.get_object(Bucket=s3.bucket, Key=f"out/{run_id}.json")["Body"].read()) == {"answer": 42}
+    assert json.loads(s3.get_object(Bucket=s3.bucket, Key=f"out/{run_id}.json")["Body"].read()) == {
+        "answer": 42
+    }
 
 
 async def _collect(trigger):

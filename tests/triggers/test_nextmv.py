@@ -13,7 +13,14 @@ from airflow_provider.triggers.nextmv import NextmvRunTrigger
 
 
 def make(run_id, app="echo", end_in=60.0, **kw):
-    return NextmvRunTrigger(app_id=app, run_id=run_id, end_time=time.time() + end_in, poll_interval=0.1, max_poll_interval=0.3, **kw)
+    return NextmvRunTrigger(
+        app_id=app,
+        run_id=run_id,
+        end_time=time.time() + end_in,
+        poll_interval=0.1,
+        max_poll_interval=0.3,
+        **kw,
+    )
 
 
 async def events_of(trigger):
@@ -26,7 +33,9 @@ def hook(nextmv_conn):
 
 
 def test_serialize_round_trip_with_primitives_only():
-    trigger = NextmvRunTrigger(app_id="a", run_id="r", end_time=1.7e9, nextmv_conn_id="c", poll_interval=2, max_poll_interval=9)
+    trigger = NextmvRunTrigger(
+        app_id="a", run_id="r", end_time=1.7e9, nextmv_conn_id="c", poll_interval=2, max_poll_interval=9
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider.triggers.nextmv.NextmvRunTrigger"
     json.dumps(kwargs)  # primitives only
@@ -37,7 +46,9 @@ def test_serialize_round_trip_with_primitives_only():
 async def test_success_yields_exactly_one_event(hook):
     run_id = hook.submit_run("echo", input={"a": 1})
     events = await events_of(make(run_id))
-    assert [e.payload for e in events] == [{"status": "succeeded", "app_id": "echo", "run_id": run_id, "message": ""}]
+    assert [e.payload for e in events] == [
+        {"status": "succeeded", "app_id": "echo", "run_id": run_id, "message": ""}
+    ]
 
 
 async def test_failure_event_has_the_service_message(hook):

@@ -34,13 +34,17 @@ def test_escaping_names_are_refused(name):
         safe_member_name(name)
 
 
-@pytest.mark.parametrize(("name", "clean"), [("a/b.csv", "a/b.csv"), ("./x.json", "x.json"), ("a/./b", "a/b")])
+@pytest.mark.parametrize(
+    ("name", "clean"), [("a/b.csv", "a/b.csv"), ("./x.json", "x.json"), ("a/./b", "a/b")]
+)
 def test_safe_names(name, clean):
     assert safe_member_name(name) == clean
 
 
 def test_tar_extracts_into_folder(tmp_path):
-    out = extract_tar_stream(_tar({"solution.json": b"{}", "reports/plan.csv": b"a,b\n"}), str(tmp_path / "o") + "/")
+    out = extract_tar_stream(
+        _tar({"solution.json": b"{}", "reports/plan.csv": b"a,b\n"}), str(tmp_path / "o") + "/"
+    )
     assert sorted(out) == sorted([str(tmp_path / "o/solution.json"), str(tmp_path / "o/reports/plan.csv")])
     assert (tmp_path / "o/reports/plan.csv").read_bytes() == b"a,b\n"
 

@@ -27,7 +27,12 @@ def test_error_detail_reads_problem_json_and_nextmv_errors():
 
 @pytest.mark.parametrize(
     ("extras", "verify"),
-    [({}, True), ({"verify_ssl": False}, False), ({"verify_ssl": "false"}, False), ({"ca_bundle": "/ca.pem"}, "/ca.pem")],
+    [
+        ({}, True),
+        ({"verify_ssl": False}, False),
+        ({"verify_ssl": "false"}, False),
+        ({"ca_bundle": "/ca.pem"}, "/ca.pem"),
+    ],
 )
 def test_tls_settings(extras, verify):
     assert TLSSettings.from_extras(extras).requests_verify == verify

@@ -13,7 +13,9 @@ def _check(*chunks: bytes) -> None:
     c.finish()
 
 
-@pytest.mark.parametrize("chunks", [(b'{"a": 1}',), (b"  \n[1,", b"2]\n  "), (b"\xef\xbb\xbf{", b"}"), (b"{", b"", b"}")])
+@pytest.mark.parametrize(
+    "chunks", [(b'{"a": 1}',), (b"  \n[1,", b"2]\n  "), (b"\xef\xbb\xbf{", b"}"), (b"{", b"", b"}")]
+)
 def test_plausible_json(chunks):
     _check(*chunks)
 

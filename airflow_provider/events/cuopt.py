@@ -1,0 +1,76 @@
+"""The one event schema of cuOpt waits, shared by the trigger, the operator and the sensor.
+
+NVCF hands a finished result out exactly once, so whoever receives it (trigger, sync wait or
+sensor poke) stores it at ``output_uri`` first and then reports the written paths here. Events
+carry ids, a status, paths and a short message only: never the result itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_provider.exceptions import ProtocolError
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class SolveEventStatus(str, Enum):
+    #: Result stored at output_uri, and the solver found a solution.
+    SUCCEEDED = "succeeded"
+    #: Result stored, but the solver says infeasible / no solution.
+    INFEASIBLE = "infeasible"
+    #: NVCF reported the request errored or rejected (errorCode 910/911…), or an HTTP error ended it.
+    FAILED = "failed"
+    #: The wait's own deadline passed.
+    TIMEOUT = "timeout"
+    #: Polling itself failed (service unreachable after retries, unexpected answer, storage failure).
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CuOptSolveEvent:
+    status: SolveEventStatus
+    req_id: str
+    asset_id: str | None = None
+    output_paths: tuple[str, ...] = field(default_factory=tuple)
+    message: str = ""
+    asset_deleted: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "req_id": self.req_id,
+            "asset_id": self.asset_id,
+            "output_paths": list(self.output_paths),
+            "message": self.message[:MAX_MESSAGE_CHARS],
+            "asset_deleted": self.asset_deleted,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any] | None) -> CuOptSolveEvent:
+        """Validate a trigger event: a lost or garbled payload must never fall through to success."""
+        if not isinstance(payload, Mapping):
+            raise ProtocolError(f"cuOpt trigger returned no usable event: {payload!r}")
+        try:
+            status = SolveEventStatus(payload.get("status"))
+        except ValueError:
+            raise ProtocolError(f"cuOpt trigger returned an unknown event status: {payload!r}") from None
+        paths = payload.get("output_paths") or []
+        if not payload.get("req_id") or not isinstance(paths, list):
+            raise ProtocolError(f"cuOpt trigger event lacks req_id/output_paths: {payload!r}")
+        if status is SolveEventStatus.SUCCEEDED and not paths:
+            raise ProtocolError(f"cuOpt trigger reported success without a stored result: {payload!r}")
+        return cls(
+            status=status,
+            req_id=str(payload["req_id"]),
+            asset_id=payload.get("asset_id") or None,
+            output_paths=tuple(str(p) for p in paths),
+            message=str(payload.get("message") or ""),
+            asset_deleted=bool(payload.get("asset_deleted")),
+        )
+
+    def with_asset_deleted(self) -> CuOptSolveEvent:
+        return CuOptSolveEvent(self.status, self.req_id, self.asset_id, self.output_paths, self.message, True)

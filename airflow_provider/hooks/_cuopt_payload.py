@@ -1,0 +1,110 @@
+"""Turning a cuOpt problem (dict or URI) into an inline body or a zlib-compressed asset file.
+
+The thin client compresses in memory; here the problem is streamed from its source through
+``zlib.compressobj`` into a temporary file on disk (NVCF's presigned PUT needs the exact
+Content-Length, which a compressed stream only knows at its end), then streamed to the asset URL.
+Memory stays at about one chunk whatever the problem size. Never pickle: the asset is JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.protocol.cuopt import MAX_INLINE_BYTES, needs_asset, serialize_problem
+from airflow_provider.utils import uris
+from airflow_provider.utils.payloads import JsonShapeCheck
+
+
+@dataclass(frozen=True)
+class PreparedProblem:
+    """Either ``data`` (inline JSON) or ``asset_path`` (compressed file to upload)."""
+
+    what: str
+    raw_size: int
+    data: Any = None
+    asset_path: Path | None = None
+    asset_size: int = 0
+
+    @property
+    def is_asset(self) -> bool:
+        return self.asset_path is not None
+
+
+def _looks_like_zlib(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0
+
+
+@contextlib.contextmanager
+def prepare_problem(problem: Any = None, problem_uri: str | None = None) -> Iterator[PreparedProblem]:
+    """Validate and stage a problem before any network call; yields a :class:`PreparedProblem`."""
+    if (problem is None) == (problem_uri is None):
+        raise InvalidInputError("Pass exactly one of problem (a dict) or problem_uri (a path or URI).")
+    if problem is not None:
+        data = serialize_problem(problem)
+        if not needs_asset(len(data)):
+            yield PreparedProblem("the problem", len(data), data=problem)
+            return
+        with _compressed(io.BytesIO(data), "the problem") as (path, size):
+            yield PreparedProblem("the problem", len(data), asset_path=path, asset_size=size)
+        return
+    assert problem_uri is not None
+    what = f"problem {uris.describe(problem_uri)}"
+    with uris.open_input(problem_uri) as source:
+        head = source.fileobj.read(2)
+        source.fileobj.seek(0)
+        if _looks_like_zlib(head):  # already compressed JSON: upload as it is
+            needs_asset(source.size)
+            with _spooled_copy(source) as path:
+                yield PreparedProblem(what, source.size, asset_path=path, asset_size=source.size)
+            return
+        if source.size <= MAX_INLINE_BYTES:
+            raw = source.fileobj.read()
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                raise InvalidInputError(f"{what} is not valid JSON: {exc}") from exc
+            serialize_problem(data)  # must be an object (or a list for batch LP)
+            yield PreparedProblem(what, source.size, data=data)
+            return
+        needs_asset(source.size)
+        with _compressed(source.fileobj, what) as (path, size):
+            yield PreparedProblem(what, source.size, asset_path=path, asset_size=size)
+
+
+@contextlib.contextmanager
+def _compressed(fileobj: Any, what: str) -> Iterator[tuple[Path, int]]:
+    """zlib (level 1, as the thin client) ``fileobj`` into a temp file, checking it looks like JSON."""
+    check = JsonShapeCheck(what)
+    compressor = zlib.compressobj(zlib.Z_BEST_SPEED)
+    with tempfile.TemporaryDirectory(prefix="cuopt-asset-") as tmp:
+        path = Path(tmp) / "problem.json.zlib"
+        with open(path, "wb") as out:
+            while chunk := fileobj.read(uris.CHUNK_SIZE):
+                check.feed(chunk)
+                out.write(compressor.compress(chunk))
+            out.write(compressor.flush())
+        check.finish()
+        yield path, path.stat().st_size
+
+
+@contextlib.contextmanager
+def _spooled_copy(source: uris.InputSource) -> Iterator[Path]:
+    """Local files are used in place; remote ones are copied to a temp file (one chunk in memory)."""
+    if uris.is_local(source.uri):
+        yield uris.local_path(source.uri)
+        return
+    with tempfile.TemporaryDirectory(prefix="cuopt-asset-") as tmp:
+        path = Path(tmp) / "problem.zlib"
+        with open(path, "wb") as out:
+            for chunk in source.chunks():
+                out.write(chunk)
+        yield path
