@@ -86,3 +86,7 @@ class RunTimeoutError(OptimizationProviderError):
 
 class UnsafeArchiveError(ProtocolError):
     """An archive from the service tried to escape its folder or exceeded the size bounds."""
+
+
+class RequestGoneError(RunFailedError):
+    """NVCF no longer knows the request (404): its result was already handed out once, or it expired."""

@@ -52,15 +52,22 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": NEXTMV,
                 "python-modules": ["airflow_provider.hooks.nextmv", "airflow_provider.hooks.nextmv_async"],
             },
+            {
+                "integration-name": CUOPT,
+                "python-modules": ["airflow_provider.hooks.cuopt", "airflow_provider.hooks.cuopt_async"],
+            },
         ],
         "operators": [
             {"integration-name": NEXTMV, "python-modules": ["airflow_provider.operators.nextmv"]},
+            {"integration-name": CUOPT, "python-modules": ["airflow_provider.operators.cuopt"]},
         ],
         "sensors": [
             {"integration-name": NEXTMV, "python-modules": ["airflow_provider.sensors.nextmv"]},
+            {"integration-name": CUOPT, "python-modules": ["airflow_provider.sensors.cuopt"]},
         ],
         "triggers": [
             {"integration-name": NEXTMV, "python-modules": ["airflow_provider.triggers.nextmv"]},
+            {"integration-name": CUOPT, "python-modules": ["airflow_provider.triggers.cuopt"]},
         ],
         "connection-types": [
             {
@@ -77,6 +84,49 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Console URL",
                         "description": "Base URL of the Nextmv console, used for the run link.",
                         "schema": {"type": ["string", "null"], "default": "https://cloud.nextmv.io"},
+                    },
+                    **_TLS_FIELDS,
+                },
+            },
+            {
+                "connection-type": "cuopt",
+                "hook-class-name": "airflow_provider.hooks.cuopt.CuOptHook",
+                "hook-name": "NVIDIA cuOpt (NVCF)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"host": "NVCF endpoint", "password": "API key (SAK)"},
+                    "placeholders": {"host": "https://api.nvcf.nvidia.com", "password": "nvapi-..."},
+                },
+                "conn-fields": {
+                    "client_id": {
+                        "label": "Client ID",
+                        "description": "Client-credentials client id; used when no API key is set.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "client_secret": {
+                        "label": "Client secret",
+                        "description": "Client-credentials client secret.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "token_url": {
+                        "label": "Token URL",
+                        "description": "Client-credentials token endpoint.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "function_id": {
+                        "label": "Function ID",
+                        "description": "NVCF function id of cuOpt (wins over the function name).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "function_name": {
+                        "label": "Function name",
+                        "description": "NVCF function name; its newest ACTIVE version is used.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "function_version_id": {
+                        "label": "Function version ID",
+                        "description": "Pin one function version.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     **_TLS_FIELDS,
                 },

@@ -74,3 +74,18 @@ class CuOptSolveEvent:
 
     def with_asset_deleted(self) -> CuOptSolveEvent:
         return CuOptSolveEvent(self.status, self.req_id, self.asset_id, self.output_paths, self.message, True)
+
+
+def event_for(invocation: Any, asset_id: str | None, stored: Any = None) -> CuOptSolveEvent:
+    """The terminal event for a non-pending NVCF answer (``stored``: the persisted result, if any).
+
+    Shared by the sync wait, the sensor poke and the trigger so that every mode ends the same.
+    """
+    if stored is not None:
+        status = SolveEventStatus.SUCCEEDED if stored.ok else SolveEventStatus.INFEASIBLE
+        return CuOptSolveEvent(status, invocation.req_id, asset_id, tuple(stored.paths), stored.message)
+    return CuOptSolveEvent(SolveEventStatus.FAILED, invocation.req_id, asset_id, (), invocation.message)
+
+
+def timeout_event(req_id: str, asset_id: str | None) -> CuOptSolveEvent:
+    return CuOptSolveEvent(SolveEventStatus.TIMEOUT, req_id, asset_id, (), f"NVCF request {req_id} did not finish in time")

@@ -126,3 +126,21 @@ def store_zip_result(zip_path: Path, output_uri: str, req_id: str) -> StoredResu
             raise ProtocolError(f"NVCF large result zip of request {req_id} is damaged: {exc}") from exc
     ok, message = solver_outcome(builder.summary)
     return StoredResult([uris.normalized(target)], ok, message)
+
+
+def already_stored(output_uri: str, req_id: str) -> list[str] | None:
+    """The stored result of ``req_id`` at ``output_uri``, if a previous task (or try) already wrote it.
+
+    NVCF answers 404 once a result was handed out; when that result was persisted by the task
+    that received it (for example the submitting operator, if NVCF answered at once), a sensor
+    or a retried task can pick it up from storage instead of failing.
+    """
+    target = result_target(output_uri, req_id)
+    if uris.is_local(target):
+        return [uris.normalized(target)] if uris.local_path(target).is_file() else None
+    try:
+        with uris.open_for_read(target) as f:
+            f.read(1)
+    except Exception:  # each transport has its own "not found"
+        return None
+    return [target]

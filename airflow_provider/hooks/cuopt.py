@@ -19,8 +19,9 @@ from typing import Any
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
+from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, event_for, timeout_event
 from airflow_provider.exceptions import (
+    RequestGoneError,
     ProtocolError,
     RunFailedError,
     RunTimeoutError,
@@ -310,7 +311,7 @@ class CuOptHook(BaseHook):
             )
         except ServiceHTTPError as exc:
             if exc.status_code == 404:
-                raise RunFailedError(
+                raise RequestGoneError(
                     f"NVCF does not know request {req_id} (HTTP 404): its result was already handed out once "
                     "(NVCF delivers a result only once) or the request expired."
                 ) from exc
@@ -357,14 +358,11 @@ class CuOptHook(BaseHook):
         self, invocation: proto.Invocation, asset_id: str | None, output_uri: str
     ) -> CuOptSolveEvent:
         """The terminal event for a non-pending answer; stores the result first when there is one."""
+        stored = None
         if invocation.status is proto.InvocationStatus.FULFILLED:
             stored = self.store_result(invocation, output_uri)
-            status = SolveEventStatus.SUCCEEDED if stored.ok else SolveEventStatus.INFEASIBLE
-            self.log.info(
-                "Stored the result of NVCF request %s at %s", invocation.req_id, ", ".join(stored.paths)
-            )
-            return CuOptSolveEvent(status, invocation.req_id, asset_id, tuple(stored.paths), stored.message)
-        return CuOptSolveEvent(SolveEventStatus.FAILED, invocation.req_id, asset_id, (), invocation.message)
+            self.log.info("Stored the result of NVCF request %s at %s", invocation.req_id, ", ".join(stored.paths))
+        return event_for(invocation, asset_id, stored)
 
     def wait_for_result(
         self, req_id: str, asset_id: str | None, output_uri: str, *, deadline: float, poll_seconds: int
@@ -373,13 +371,7 @@ class CuOptHook(BaseHook):
         while True:
             remaining = deadline - time.time()
             if remaining <= 0:
-                return CuOptSolveEvent(
-                    SolveEventStatus.TIMEOUT,
-                    req_id,
-                    asset_id,
-                    (),
-                    f"NVCF request {req_id} did not finish in time",
-                )
+                return timeout_event(req_id, asset_id)
             invocation = self.poll(req_id, max(1, min(poll_seconds, int(remaining) or 1)))
             if not invocation.pending:
                 return self.outcome_event(invocation, asset_id, output_uri)
@@ -427,11 +419,6 @@ def _is_error_envelope(response: requests.Response) -> bool:
     if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
         return False
     try:
-        payload = response.json()
+        return proto.is_error_envelope(response.status_code, response.json())
     except ValueError:
         return False
-    return (
-        isinstance(payload, dict)
-        and payload.get("status") in ("errored", "rejected")
-        and bool(payload.get("reqId"))
-    )

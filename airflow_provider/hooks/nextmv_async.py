@@ -1,25 +1,25 @@
 """Asynchronous Nextmv Cloud hook (aiohttp) for the triggerer.
 
-A separate class rather than ``a_``-prefixed twins on the sync hook: it shares the protocol module
-and the retry policy with :class:`~airflow_provider.hooks.nextmv.NextmvHook`, and only does the
-idempotent calls a trigger needs (status, cancel). The connection is loaded with
+A separate class rather than ``a_``-prefixed twins on the sync hook: it shares the protocol module,
+the retry policy and the error types with :class:`~airflow_provider.hooks.nextmv.NextmvHook`, and
+only does the idempotent calls a trigger needs (status, cancel). The connection is loaded with
 ``get_async_connection`` (no blocking call on the event loop) and one ``aiohttp.ClientSession`` is
 reused for the whole life of the hook.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import ssl
 from typing import Any
 
 import aiohttp
 
-from airflow_provider.exceptions import ServiceHTTPError, ServiceUnavailableError
 from airflow_provider.protocol import nextmv as proto
-from airflow_provider.utils.http import DEFAULT_TIMEOUT, error_detail, parse_retry_after
+from airflow_provider.utils.async_http import request_json, ssl_option
+from airflow_provider.utils.http import DEFAULT_TIMEOUT
 from airflow_provider.utils.redact import mask_secrets
-from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy, async_retrying
+from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,7 @@ class NextmvAsyncHook:
 
     async def settings(self) -> proto.NextmvSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
             conn = await get_async_connection(self.nextmv_conn_id)
             extras = await get_async_extra_dejson(conn)
@@ -56,10 +53,11 @@ class NextmvAsyncHook:
     async def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             settings = await self.settings()
+            ssl = await asyncio.to_thread(ssl_option, settings.tls.verify, settings.tls.ca_bundle)
             self._session = aiohttp.ClientSession(
                 headers=settings.headers,
                 timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1]),
-                connector=aiohttp.TCPConnector(ssl=_ssl_option(settings), limit_per_host=8),
+                connector=aiohttp.TCPConnector(ssl=ssl, limit_per_host=8),
             )
         return self._session
 
@@ -74,41 +72,22 @@ class NextmvAsyncHook:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, path: str, *, what: str, params: dict[str, str] | None = None) -> Any:
+    async def _call(self, method: str, path: str, *, what: str) -> Any:
         settings = await self.settings()
-        session = await self.session()
-        url = settings.url(path)
-        try:
-            async for attempt in async_retrying(
-                self.retry_policy, idempotent=True, logger=log, what=f"Nextmv {what}"
-            ):
-                with attempt:
-                    async with session.request(method, url, params=params) as response:
-                        body = await response.read()
-                        if response.status >= 400:
-                            raise ServiceHTTPError(
-                                "Nextmv Cloud",
-                                method,
-                                f"/{path}",
-                                response.status,
-                                error_detail(body),
-                                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                            )
-                        return proto.parse_json_body(body, what) if body.strip() else {}
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ServiceUnavailableError(f"Nextmv {what} failed: {type(exc).__name__}: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        answer = await request_json(
+            await self.session(),
+            method,
+            settings.url(path),
+            service="Nextmv Cloud",
+            target=f"/{path}",
+            what=what,
+            policy=self.retry_policy,
+            logger=log,
+        )
+        return answer.payload
 
     async def get_run_metadata(self, app_id: str, run_id: str) -> dict[str, Any]:
         return await self._call("GET", proto.run_metadata_path(app_id, run_id), what="get run status")
 
     async def cancel_run(self, app_id: str, run_id: str) -> None:
         await self._call("PATCH", proto.run_cancel_path(app_id, run_id), what="cancel run")
-
-
-def _ssl_option(settings: proto.NextmvSettings) -> ssl.SSLContext | bool:
-    if not settings.tls.verify:
-        return False
-    if settings.tls.ca_bundle:
-        return ssl.create_default_context(cafile=settings.tls.ca_bundle)
-    return True

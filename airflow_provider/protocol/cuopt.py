@@ -300,6 +300,16 @@ class Invocation:
         return self.status.is_pending
 
 
+def is_error_envelope(http_status: int, payload: Any) -> bool:
+    """An NVCF error answer that carries an envelope is the request's outcome, not a transport error."""
+    return (
+        http_status >= 400
+        and isinstance(payload, Mapping)
+        and payload.get("status") in (InvocationStatus.ERRORED.value, InvocationStatus.REJECTED.value)
+        and bool(payload.get("reqId"))
+    )
+
+
 def interpret(http_status: int, payload: Any, *, req_id_header: str | None = None) -> Invocation:
     """Turn an exec/status answer (HTTP status + envelope) into an :class:`Invocation`."""
     if not isinstance(payload, Mapping):

@@ -67,6 +67,11 @@ def _smart_open(uri: str, mode: str) -> IO[bytes]:
     return smart_open.open(uri, mode, compression="disable")
 
 
+def open_for_read(uri: str) -> IO[bytes]:
+    """A plain binary reader for any URI (no decompression by extension)."""
+    return open(local_path(uri), "rb") if is_local(uri) else _smart_open(uri, "rb")
+
+
 @dataclass
 class InputSource:
     """An opened input: a binary file object plus its exact size in bytes."""

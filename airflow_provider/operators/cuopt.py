@@ -1,0 +1,173 @@
+"""Solve a cuOpt problem on NVCF: inline or as a streamed, zlib-compressed asset; wait; store the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider.events.cuopt import CuOptSolveEvent
+from airflow_provider.hooks._cuopt_payload import prepare_problem
+from airflow_provider.hooks.cuopt import CuOptHook
+from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS
+from airflow_provider.triggers.cuopt import CuOptSolveTrigger
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+#: NVCF caps a request end to end at one hour (then 408).
+DEFAULT_TIMEOUT = timedelta(hours=1)
+#: Task-state-store key (Airflow 3.3+) under which the request is remembered across tries.
+REQUEST_STATE_KEY = "cuopt_request"
+
+
+def _seconds(timeout: float | timedelta | None) -> float:
+    value = DEFAULT_TIMEOUT if timeout is None else timeout
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    return seconds
+
+
+class CuOptSolveOperator(BaseOperator):
+    """Send a cuOpt problem (routing, LP or MILP) to NVIDIA cuOpt on NVCF and store its result.
+
+    Problems up to 250,000 bytes of JSON go inline; larger ones are streamed from ``problem_uri``
+    (or serialized from ``problem``), zlib-compressed on the way to a temporary file, and uploaded
+    as an NVCF asset — never held whole in memory, never pickled. The asset is deleted whatever
+    the outcome. NVCF hands a result out only once, so ``output_uri`` is required: the result is
+    stored there by whoever receives it (this task, its trigger, or ``CuOptSolveSensor``).
+
+    XComs: ``req_id`` and ``asset_id`` right after the invocation; ``return_value`` = the request
+    id; ``output_paths`` once the result is stored.
+
+    :param problem: the cuOpt problem as a dict (templated).
+    :param problem_uri: where to read it instead: local path or any smart-open URI (templated);
+        a file that is already zlib-compressed JSON is uploaded as it is.
+    :param output_uri: file URI, or folder ending in ``/`` (``<req_id>.json`` inside) (templated).
+    :param function_id / function_name / function_version_id: override the connection's function
+        choice (newest ACTIVE version of the name by default).
+    :param action: cuOpt ``action`` (optional; cuOpt infers LP vs routing from the data).
+    :param poll_seconds: NVCF long-poll window per call (1–300, default 30).
+    :param wait_for_completion: wait for the result (default True); otherwise return after the
+        invocation is accepted and let ``CuOptSolveSensor`` wait.
+    :param deferrable: wait in the triggerer.
+    :param timeout: how long to wait (default 1 h, NVCF's own cap); the task then fails.
+    :param cuopt_conn_id: Airflow connection (type ``cuopt``).
+    """
+
+    template_fields: Sequence[str] = (
+        "problem",
+        "problem_uri",
+        "output_uri",
+        "function_id",
+        "function_name",
+        "function_version_id",
+        "action",
+        "cuopt_conn_id",
+    )
+    template_fields_renderers = {"problem": "json"}
+    ui_color = "#76b900"
+
+    def __init__(
+        self,
+        *,
+        output_uri: str,
+        problem: Any = None,
+        problem_uri: str | None = None,
+        function_id: str | None = None,
+        function_name: str | None = None,
+        function_version_id: str | None = None,
+        action: str | None = None,
+        poll_seconds: int = DEFAULT_POLL_SECONDS,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        timeout: float | timedelta | None = None,
+        cuopt_conn_id: str = CuOptHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (problem is None) == (problem_uri is None):
+            raise ValueError("CuOptSolveOperator needs exactly one of problem= or problem_uri=")
+        if not output_uri:
+            raise ValueError("output_uri is required: NVCF hands a result out once, so it must be stored")
+        if not 1 <= int(poll_seconds) <= MAX_POLL_SECONDS:
+            raise ValueError(f"poll_seconds must be between 1 and {MAX_POLL_SECONDS}, got {poll_seconds!r}")
+        self.problem = problem
+        self.problem_uri = problem_uri
+        self.output_uri = output_uri
+        self.function_id = function_id
+        self.function_name = function_name
+        self.function_version_id = function_version_id
+        self.action = action
+        self.poll_seconds = int(poll_seconds)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.timeout = _seconds(timeout)
+        self.cuopt_conn_id = cuopt_conn_id
+        self.asset_id: str | None = None
+
+    @cached_property
+    def hook(self) -> CuOptHook:
+        return CuOptHook(self.cuopt_conn_id)
+
+    def execute(self, context: Context) -> str:
+        deadline = time.time() + self.timeout
+        with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
+            function = self.hook.resolve_function(self.function_id, self.function_name, self.function_version_id)
+            try:
+                invocation, asset_id = self.hook.submit(
+                    prepared, function, poll_seconds=self.poll_seconds, action=self.action, on_asset=self._remember_asset
+                )
+            except BaseException:
+                self.hook.delete_asset_best_effort(self.asset_id)
+                raise
+        req_id = invocation.req_id
+        self.log.info("NVCF request %s accepted (asset %s)", req_id, asset_id)
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(REQUEST_STATE_KEY, {"req_id": req_id, "asset_id": asset_id, "output_uri": self.output_uri})
+        context["ti"].xcom_push(key="req_id", value=req_id)
+        context["ti"].xcom_push(key="asset_id", value=asset_id)
+        if not invocation.pending:  # answered within the first poll window
+            return self._complete(context, self.hook.outcome_event(invocation, asset_id, self.output_uri))
+        if not self.wait_for_completion:
+            return req_id
+        if self.deferrable:
+            self.defer(
+                trigger=CuOptSolveTrigger(
+                    req_id=req_id,
+                    output_uri=self.output_uri,
+                    end_time=deadline,
+                    asset_id=asset_id,
+                    poll_seconds=self.poll_seconds,
+                    cuopt_conn_id=self.cuopt_conn_id,
+                ),
+                method_name="execute_complete",
+                timeout=None,  # the trigger owns the deadline
+            )
+        event = self.hook.wait_for_result(
+            req_id, asset_id, self.output_uri, deadline=deadline, poll_seconds=self.poll_seconds
+        )
+        return self._complete(context, event)
+
+    def _remember_asset(self, asset_id: str) -> None:
+        self.asset_id = asset_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        return self._complete(context, CuOptSolveEvent.from_payload(event))
+
+    def _complete(self, context: Context, event: CuOptSolveEvent) -> str:
+        self.asset_id = None if event.asset_deleted else event.asset_id
+        if event.output_paths:
+            context["ti"].xcom_push(key="output_paths", value=list(event.output_paths))
+        self.hook.finish(event)
+        return event.req_id
+
+    def on_kill(self) -> None:
+        """NVCF cannot cancel an exec request; at least do not leave the input asset behind."""
+        self.hook.delete_asset_best_effort(self.asset_id)
