@@ -378,9 +378,7 @@ def summarize_result(result: Any) -> ResultSummary:
     solver = response.get("solver_response")
     for answer in solver if isinstance(solver, list) else ([solver] if solver is not None else []):
         if isinstance(answer, Mapping):
-            has_solution = bool(
-                answer.get("solution") or answer.get("vehicle_data") or answer.get("num_vehicles")
-            )
+            has_solution = any(key in answer for key in ("solution", "vehicle_data", "num_vehicles"))
             summary.answers.append((answer.get("status"), has_solution))
     return summary
 
