@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import smart_open
-
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider.operators.nextmv import NextmvRunOperator
@@ -41,7 +40,7 @@ DEFAULT_WORK_URI = str(Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expandu
 
 
 def _slug(value: str) -> str:
-    """``manual__2024-01-01T00:00:00+00:00`` -> ``manual__2024-01-01T00-00-00_00-00`` (safe in paths/keys)."""
+    """``manual__2024-01-01T00:00:00+00:00`` -> ``manual__2024-01-01T00-00-00-00-00`` (safe in paths/keys)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-")
 
 
@@ -52,7 +51,9 @@ def _is_local(uri: str) -> bool:
 def _open(uri: str, mode: str):
     """Open a local path or any smart-open URI; creates local parent folders when writing."""
     if "w" in mode and _is_local(uri):
-        Path(urlsplit(uri).path if uri.startswith("file://") else uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(urlsplit(uri).path if uri.startswith("file://") else uri).parent.mkdir(
+            parents=True, exist_ok=True
+        )
     return smart_open.open(uri, mode, encoding="utf-8")
 
 
@@ -68,7 +69,9 @@ with DAG(
     user_defined_filters={"slug": _slug},
     default_args={"nextmv_conn_id": "nextmv_default", "retries": 0},
     params={
-        "work_uri": Param(DEFAULT_WORK_URI, type="string", description="Folder/URI for inputs and solutions."),
+        "work_uri": Param(
+            DEFAULT_WORK_URI, type="string", description="Folder/URI for inputs and solutions."
+        ),
         "app_id": Param("production-planning", type="string", description="Nextmv application id."),
         "n_products": Param(50_000, type="integer", minimum=1),
         "n_resources": Param(10, type="integer", minimum=1),
@@ -130,7 +133,8 @@ with DAG(
         run_id=submit_plan.output,
         output_uri=RUN_FOLDER + "/output/",  # a folder: the solution lands in <nextmv run id>.json
         deferrable=True,  # waits in the triggerer, no worker slot held
-        poke_interval=2.0,
+        poke_interval=2.0,  # first poll delay; grows x1.5 up to max_poll_interval
+        max_poll_interval=30.0,
         timeout=3600,
     )
     # [END howto_sensor_nextmv_run_deferrable]

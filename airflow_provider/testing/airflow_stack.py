@@ -46,9 +46,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
-__all__ = ["AirflowStack", "AirflowApiError", "COMPONENTS", "format_log"]
+__all__ = ["COMPONENTS", "AirflowApiError", "AirflowStack", "format_log"]
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
 
@@ -88,14 +88,28 @@ def _utcnow() -> _dt.datetime:
 def _parse_ts(value: str | None) -> _dt.datetime | None:
     if not value:
         return None
-    ts = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    ts = _dt.datetime.fromisoformat(value)
     return ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)
 
 
 # Keys repeated on every line of a task log (the task's identity) or rendered separately.
 _LOG_CONTEXT_KEYS = frozenset(
-    {"timestamp", "level", "event", "logger", "error_detail", "filename", "lineno", "dag_id", "task_id",
-     "run_id", "try_number", "map_index", "ti_id", "ti"}
+    {
+        "timestamp",
+        "level",
+        "event",
+        "logger",
+        "error_detail",
+        "filename",
+        "lineno",
+        "dag_id",
+        "task_id",
+        "run_id",
+        "try_number",
+        "map_index",
+        "ti_id",
+        "ti",
+    }
 )
 
 
@@ -170,7 +184,7 @@ class AirflowStack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.env: dict[str, str] = self._build_env()
         self._atexit_registered = False
-        #: Seconds spent in each phase of :meth:`start` (``migrate``, ``healthy``), for reports.
+        #: Seconds spent in :meth:`start` (``migrate``, ``healthy``) and :meth:`stop`, for reports.
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ environment
@@ -201,14 +215,14 @@ class AirflowStack:
         return env
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> AirflowStack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 180.0) -> AirflowStack:
+    def start(self, timeout: float = 180.0) -> Self:
         """Migrate the database, start the four components and wait until all are healthy."""
         if not AIRFLOW.exists():
             raise FileNotFoundError(f"no airflow CLI next to {sys.executable}: {AIRFLOW}")
@@ -270,7 +284,9 @@ class AirflowStack:
             raise RuntimeError(f"{name} is already running (pid {old.pid})")
         started = _utcnow()
         with open(self.home / f"{name}.out", "ab") as out:
-            out.write(f"\n===== airflow {' '.join(COMPONENTS[name])} started {started.isoformat()}\n".encode())
+            out.write(
+                f"\n===== airflow {' '.join(COMPONENTS[name])} started {started.isoformat()}\n".encode()
+            )
             out.flush()
             proc = subprocess.Popen(
                 [str(AIRFLOW), *COMPONENTS[name]],
@@ -307,42 +323,57 @@ class AirflowStack:
 
         If it is still alive after ``timeout`` seconds it is killed with SIGKILL. Whatever is left in
         the group afterwards (forked workers, the trigger runner) is SIGKILLed too. Returns the exit
-        code of the component's main process.
+        code of the component's main process. The component no longer counts as part of the stack
+        (waits do not fail because it is gone) until :meth:`start_component` starts it again.
         """
         proc = self.procs.get(name)
         if proc is None:
-            raise ValueError(f"component {name!r} was never started")
+            raise ValueError(f"component {name!r} is not running (never started, or already killed)")
         if proc.poll() is None:
             _killpg(proc.pid, sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 _killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        _killpg(proc.pid, signal.SIGKILL)
+        self._reap(name)
         return proc.returncode
+
+    def _reap(self, name: str) -> None:
+        """SIGKILL what is left of the component's process group, reap it, forget it.
+
+        Forgetting it matters: a process group id can be reused once the group is empty, so it must
+        never be signalled again.
+        """
+        proc = self.procs.pop(name)
+        _killpg(proc.pid, signal.SIGKILL)  # the leader if stuck, plus leftovers in its group
+        proc.wait()
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM every component's process group, wait up to ``timeout`` s, then SIGKILL the rest.
 
-        Idempotent; safe to call on a stack that never started.
+        Idempotent; safe to call on a stack that never started (also registered with ``atexit``).
         """
         procs = list(self.procs.items())
+        if not procs:
+            return
+        t0 = time.monotonic()
         for _, p in procs:
             if p.poll() is None:
                 _killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for _, p in procs:
+        deadline = t0 + timeout
+        for name, p in procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
+                self.timings[f"stop:{name}"] = time.monotonic() - t0
             except subprocess.TimeoutExpired:
                 pass
-        for _, p in procs:
-            _killpg(p.pid, signal.SIGKILL)  # the leader if stuck, plus leftovers in its group
-            p.wait()
+        for name, _ in procs:
+            self._reap(name)
+        self.timings["stop"] = time.monotonic() - t0
 
     @property
     def running(self) -> dict[str, bool]:
+        """Component name -> whether its main process is alive (killed/stopped ones are absent)."""
         return {name: p.poll() is None for name, p in self.procs.items()}
 
     # ------------------------------------------------------------------ REST
@@ -370,8 +401,10 @@ class AirflowStack:
         while True:
             for name, p in self.procs.items():
                 if p.poll() is not None:
-                    raise RuntimeError(f"airflow {name} died (rc={p.returncode}) while waiting: {what}\n"
-                                       f"{self.tail(name, 80)}")
+                    raise RuntimeError(
+                        f"airflow {name} died (rc={p.returncode}) while waiting: {what}\n"
+                        f"{self.tail(name, 80)}"
+                    )
             try:
                 res = fn()
                 if res is not None:
@@ -390,15 +423,20 @@ class AirflowStack:
 
         def ok() -> dict[str, Any] | None:
             h = self.health()
-            if all((h.get(k) or {}).get("status") == "healthy" for k in
-                   ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+            if all(
+                (h.get(k) or {}).get("status") == "healthy"
+                for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            ):
                 return h
             return None
 
         health = self._poll(ok, timeout, "Airflow stack not healthy")
         # The execution API (what workers talk to) is built lazily on its first request: 3-5 s.
-        self._poll(lambda: self.api("GET", "/execution/health", timeout=60) or True, 60,
-                   "execution API not answering")
+        self._poll(
+            lambda: self.api("GET", "/execution/health", timeout=60) or True,
+            60,
+            "execution API not answering",
+        )
         return health
 
     # ------------------------------------------------------------------ DAG runs
@@ -418,7 +456,9 @@ class AirflowStack:
                 except OSError:
                     mentions = False
                 if mentions:
-                    raise RuntimeError(f"DAG {dag_id} cannot be imported ({fname}):\n{err.get('stack_trace')}")
+                    raise RuntimeError(
+                        f"DAG {dag_id} cannot be imported ({fname}):\n{err.get('stack_trace')}"
+                    )
             return None
 
         return self._poll(parsed, timeout, f"DAG {dag_id} not parsed")
@@ -451,7 +491,8 @@ class AirflowStack:
             for dag in self.dags():
                 by_file.setdefault(str(dag.get("relative_fileloc") or ""), []).append(dag["dag_id"])
             failed = {
-                str(Path(e["filename"]).relative_to(self.dags_folder)) if Path(e["filename"]).is_absolute()
+                str(Path(e["filename"]).relative_to(self.dags_folder))
+                if Path(e["filename"]).is_absolute()
                 else e["filename"]
                 for e in self.import_errors()
             }
@@ -459,8 +500,9 @@ class AirflowStack:
 
         return self._poll(done, timeout, f"not every DAG file in {self.dags_folder} was parsed")
 
-    def trigger_dag(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None,
-                    parse_timeout: float = 60.0) -> dict[str, Any]:
+    def trigger_dag(
+        self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None, parse_timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Create a manual run of ``dag_id`` (unpausing it first) and return at once."""
         self.wait_dag_parsed(dag_id, parse_timeout)
         self.api("PATCH", f"/api/v2/dags/{_q(dag_id)}", {"is_paused": False})
@@ -485,20 +527,23 @@ class AirflowStack:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n--- task instances\n{self._ti_states(dag_id, run_id)}") from None
 
-    def run_dag(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None,
-                timeout: float = 180.0) -> dict[str, Any]:
+    def run_dag(
+        self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None, timeout: float = 180.0
+    ) -> dict[str, Any]:
         """Trigger ``dag_id`` and wait for the run to end; returns the run (check ``["state"]``)."""
         self.trigger_dag(dag_id, run_id, conf)
         return self.wait_dag_run(dag_id, run_id, timeout)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.api(
-            "GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances?limit=1000"
-        )["task_instances"]
+        return self.api("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances?limit=1000")[
+            "task_instances"
+        ]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        return {ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): ti["state"]
-                for ti in self.task_instances(dag_id, run_id)}
+        return {
+            ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): ti["state"]
+            for ti in self.task_instances(dag_id, run_id)
+        }
 
     def _ti_states(self, dag_id: str, run_id: str) -> str:
         try:
@@ -506,11 +551,14 @@ class AirflowStack:
         except Exception as exc:  # noqa: BLE001 - diagnostics only
             return f"(unavailable: {exc})"
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value",
-             map_index: int | None = None) -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int | None = None
+    ) -> Any:
         """The XCom value as native JSON (REST v2 returns it deserialized)."""
-        path = (f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
-                f"/xcomEntries/{_q(key)}")
+        path = (
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+            f"/xcomEntries/{_q(key)}"
+        )
         if map_index is not None:
             path += f"?map_index={map_index}"
         return self.api("GET", path)["value"]
@@ -528,8 +576,10 @@ class AirflowStack:
             parts.append(f"  {ti['task_id']}: {ti['state']}")
         for ti in tis:
             if ti["state"] not in ("success", "skipped", None, "upstream_failed", "removed"):
-                parts.append(self.task_log_text(dag_id, run_id, ti["task_id"], ti.get("map_index"), log_lines))
-        parts.append(self.tails())
+                parts.append(
+                    self.task_log_text(dag_id, run_id, ti["task_id"], ti.get("map_index"), log_lines)
+                )
+        parts.append(self.tails(25))
         return "\n".join(parts)
 
     # ------------------------------------------------------------------ logs
@@ -537,20 +587,23 @@ class AirflowStack:
         d = self.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         return d / f"map_index={map_index}" if map_index is not None and map_index >= 0 else d
 
-    def task_log_paths(self, dag_id: str, run_id: str, task_id: str,
-                       map_index: int | None = None) -> list[Path]:
+    def task_log_paths(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
+    ) -> list[Path]:
         """The task's own log files, ``attempt=N.log``, in attempt order."""
         d = self._task_log_dir(dag_id, run_id, task_id, map_index)
         return sorted((p for p in d.glob("attempt=*.log") if ".log.trigger." not in p.name), key=_attempt_key)
 
-    def trigger_log_paths(self, dag_id: str, run_id: str, task_id: str,
-                          map_index: int | None = None) -> list[Path]:
+    def trigger_log_paths(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
+    ) -> list[Path]:
         """Logs written by the triggerer for the task's triggers, ``attempt=N.log.trigger.<job>.log``."""
         d = self._task_log_dir(dag_id, run_id, task_id, map_index)
         return sorted(d.glob("attempt=*.log.trigger.*.log"), key=_attempt_key)
 
-    def task_log_text(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None,
-                      limit: int | None = None) -> str:
+    def task_log_text(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None, limit: int | None = None
+    ) -> str:
         """All task and trigger log files of a task, rendered readably, one section per file."""
         parts = []
         paths = sorted(

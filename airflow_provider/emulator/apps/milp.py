@@ -17,7 +17,6 @@ _STATUS = {
     highspy.HighsModelStatus.kUnbounded: "unbounded",
     highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
     highspy.HighsModelStatus.kTimeLimit: "time_limit",
-    highspy.HighsModelStatus.kModelEmpty: "optimal",
 }
 
 
@@ -51,6 +50,8 @@ class MilpResult:
 def solve_max(problem: ColumnwiseMaxProblem, *, time_limit: float, relative_gap: float) -> MilpResult:
     """Solves ``problem`` with HiGHS' branch and cut, quietly (the run log gets our own summary)."""
     n_cols, n_rows = len(problem.profit), len(problem.row_upper)
+    if n_cols == 0:  # nothing to decide; HiGHS reports an empty model without a solution
+        return MilpResult("optimal", np.zeros(0), 0.0, 0.0, 0.0, 0.0, 0)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_cols, n_rows
     lp.sense_ = highspy.ObjSense.kMaximize
@@ -77,7 +78,7 @@ def solve_max(problem: ColumnwiseMaxProblem, *, time_limit: float, relative_gap:
     info = highs.getInfo()
     has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     values = np.rint(np.asarray(highs.getSolution().col_value)) if has_solution else None
-    if status == "optimal" and values is None and n_cols:
+    if status == "optimal" and values is None:
         status = "error"
     return MilpResult(
         status=status,

@@ -1,0 +1,22 @@
+"""``python -m airflow_provider.emulator``: the local Nextmv Cloud emulator (see docs/emulator.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from airflow_provider.emulator.config import ConfigError, load_config
+from airflow_provider.emulator.server import run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
