@@ -133,8 +133,13 @@ class FakeTaskInstance:
     End-to-end tests (tests/e2e) run the same operators in a real Airflow stack.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
+        import uuid
+
         self.xcoms: dict[str, object] = {}
+        self.dag_id, self.task_id, self.map_index = "test_dag", "solve", -1
+        self.run_id = f"manual__{uuid.uuid4().hex}"
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: object) -> None:
         json.dumps(value)  # XCom values must be JSON-serializable
@@ -158,6 +163,27 @@ class DictStateStore:
 @pytest.fixture
 def context():
     return {"ti": FakeTaskInstance(), "task_state_store": DictStateStore()}
+
+
+@pytest.fixture
+def next_try():
+    """``next_try(context, keep_store=True)``: the context of the task's next try (same task instance,
+    try_number + 1, fresh XComs); without ``keep_store`` it has no task state store (Airflow < 3.3)."""
+
+    def make(context, keep_store: bool = True):
+        ti = FakeTaskInstance(try_number=context["ti"].try_number + 1)
+        ti.dag_id, ti.task_id, ti.run_id, ti.map_index = (
+            context["ti"].dag_id,
+            context["ti"].task_id,
+            context["ti"].run_id,
+            context["ti"].map_index,
+        )
+        new = {"ti": ti}
+        if keep_store and "task_state_store" in context:
+            new["task_state_store"] = context["task_state_store"]
+        return new
+
+    return make
 
 
 def write_json_file(path: Path, size: int) -> Path:

@@ -361,7 +361,9 @@ class CuOptHook(BaseHook):
         stored = None
         if invocation.status is proto.InvocationStatus.FULFILLED:
             stored = self.store_result(invocation, output_uri)
-            self.log.info("Stored the result of NVCF request %s at %s", invocation.req_id, ", ".join(stored.paths))
+            self.log.info(
+                "Stored the result of NVCF request %s at %s", invocation.req_id, ", ".join(stored.paths)
+            )
         return event_for(invocation, asset_id, stored)
 
     def wait_for_result(

@@ -54,7 +54,10 @@ class CuOptAsyncHook:
 
     async def settings(self) -> proto.CuOptSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.cuopt_conn_id)
             extras = await get_async_extra_dejson(conn)
@@ -108,8 +111,15 @@ class CuOptAsyncHook:
                 return {"Authorization": f"Basic {basic}"}
 
             answer = await request_json(
-                session, "POST", settings.token_url, service=SERVICE, target=redact_url(settings.token_url),
-                what="token request", policy=self.retry_policy, logger=log, headers=basic_auth,
+                session,
+                "POST",
+                settings.token_url,
+                service=SERVICE,
+                target=redact_url(settings.token_url),
+                what="token request",
+                policy=self.retry_policy,
+                logger=log,
+                headers=basic_auth,
                 form=proto.token_request_form(),
             )
             token = proto.Token.from_token_response(answer.payload, now)
@@ -135,8 +145,16 @@ class CuOptAsyncHook:
         path = proto.status_path(req_id)
         try:
             answer = await request_json(
-                session, "GET", settings.url(path), service=SERVICE, target=f"/{path}", what="poll request status",
-                policy=self.retry_policy, logger=log, headers=self._auth_headers, on_unauthorized=self._renew,
+                session,
+                "GET",
+                settings.url(path),
+                service=SERVICE,
+                target=f"/{path}",
+                what="poll request status",
+                policy=self.retry_policy,
+                logger=log,
+                headers=self._auth_headers,
+                on_unauthorized=self._renew,
                 accept=proto.is_error_envelope,
                 timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=poll_seconds + 30),
             )
@@ -155,8 +173,16 @@ class CuOptAsyncHook:
         path = proto.asset_path(asset_id)
         try:
             await request_json(
-                session, "DELETE", settings.url(path), service=SERVICE, target=f"/{path}", what="delete asset",
-                policy=self.retry_policy, logger=log, headers=self._auth_headers, on_unauthorized=self._renew,
+                session,
+                "DELETE",
+                settings.url(path),
+                service=SERVICE,
+                target=f"/{path}",
+                what="delete asset",
+                policy=self.retry_policy,
+                logger=log,
+                headers=self._auth_headers,
+                on_unauthorized=self._renew,
             )
         except ServiceHTTPError as exc:
             if exc.status_code != 404:
@@ -166,7 +192,9 @@ class CuOptAsyncHook:
     async def store_result(self, invocation: proto.Invocation, output_uri: str) -> StoredResult:
         """Persist a fulfilled result; file and object-store writes run in a worker thread."""
         if invocation.response_reference is None:
-            return await asyncio.to_thread(store_inline_result, invocation.response, output_uri, invocation.req_id)
+            return await asyncio.to_thread(
+                store_inline_result, invocation.response, output_uri, invocation.req_id
+            )
         async with self._downloaded(invocation.response_reference) as zip_path:
             return await asyncio.to_thread(store_zip_result, zip_path, output_uri, invocation.req_id)
 

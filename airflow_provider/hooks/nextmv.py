@@ -8,11 +8,10 @@ cannot leak to a storage host even through a redirect.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Any, BinaryIO
+from typing import Any
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
@@ -20,17 +19,20 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata, timeout_event
 from airflow_provider.exceptions import (
     InvalidInputError,
+    ProtocolError,
     RunFailedError,
     RunTimeoutError,
+    ServiceHTTPError,
     ServiceUnavailableError,
 )
+from airflow_provider.hooks._nextmv_payload import open_payload, parse_inline_json, write_output
 from airflow_provider.protocol import nextmv as proto
-from airflow_provider.utils import archives, uris
+from airflow_provider.utils import uris
 from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT
 from airflow_provider.utils.payloads import JsonShapeCheck, StreamingBody
 from airflow_provider.utils.polling import poll_delay
 from airflow_provider.utils.redact import mask_secrets, redact_url
-from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
+from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy, is_ambiguous
 from airflow_provider.utils.sync_http import call_with_retries, raise_for_status
 
 SERVICE = "Nextmv Cloud"
@@ -154,18 +156,81 @@ class NextmvHook(BaseHook):
             "Uploaded %s bytes in %.1fs (%.1f MB/s)", f"{body.sent:,}", elapsed, body.sent / elapsed / 1e6
         )
 
-    def create_run(self, app_id: str, body: Mapping[str, Any], instance_id: str | None = None) -> str:
-        """POST ``/runs``. Not idempotent: re-sent only when the service provably did not act on it."""
+    def create_run(
+        self,
+        app_id: str,
+        body: Mapping[str, Any],
+        instance_id: str | None = None,
+        *,
+        marker: tuple[str, str] | None = None,
+    ) -> str:
+        """POST ``/runs``. Never blindly re-sent: after an ambiguous failure (response lost, 500/502/504)
+        the run list is searched for this submission's ``marker`` (task, submission) first; the run is
+        adopted if it exists, the request re-sent once if it provably does not."""
         params = {"instance_id": instance_id} if instance_id else None
-        response = self._call(
-            "POST",
-            proto.runs_path(app_id),
-            idempotent=False,
-            what="create run",
-            params=params,
-            json_body=body,
-        )
-        return proto.require_str(self._json(response, "new run"), "run_id", "new run")
+
+        def post() -> str:
+            response = self._call(
+                "POST",
+                proto.runs_path(app_id),
+                idempotent=False,
+                what="create run",
+                params=params,
+                json_body=body,
+            )
+            return proto.require_str(self._json(response, "new run"), "run_id", "new run")
+
+        try:
+            return post()
+        except (ServiceHTTPError, ServiceUnavailableError) as exc:
+            if marker is None or not is_ambiguous(exc):
+                raise
+            self.log.warning("Creating the run failed ambiguously (%s); checking whether it exists", exc)
+            if run_id := self._find_submission(app_id, marker):
+                self.log.info("The run was created after all: adopting %s (no duplicate submitted)", run_id)
+                return run_id
+            self.log.warning(
+                "No run carries submission %s: the request did not take effect; sending it again", marker[1]
+            )
+            return post()
+
+    def _find_submission(
+        self, app_id: str, marker: tuple[str, str], waits: tuple[float, ...] = (1.0, 2.0, 4.0)
+    ) -> str | None:
+        """Look for the run of one submission, giving a slow service a few seconds to show it."""
+        for wait in waits:
+            time.sleep(wait)
+            try:
+                found = proto.runs_with_marker(self.list_runs(app_id), task=marker[0], submission=marker[1])
+            except Exception as exc:  # the service is still unwell: try again, then give up
+                self.log.warning("Listing runs to resolve the ambiguous submission failed: %s", exc)
+                continue
+            if found:
+                return str(found[0]["id"])
+        return None
+
+    def list_runs(self, app_id: str, *, max_pages: int = 5) -> list[dict[str, Any]]:
+        """GET ``/runs`` (``pagereturn=true`` pages), at most ``max_pages`` pages."""
+        runs: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(max_pages):
+            params = {"pagereturn": "true", **({"pagetoken": token} if token else {})}
+            payload = self._json(
+                self._call("GET", proto.runs_path(app_id), idempotent=True, what="list runs", params=params),
+                "runs",
+            )
+            page = payload.get("runs") if isinstance(payload, dict) else None
+            if not isinstance(page, list):
+                raise ProtocolError(f"Nextmv run list has no 'runs' array: {str(payload)[:300]}")
+            runs.extend(r for r in page if isinstance(r, dict))
+            token = str(payload.get("next_page_token") or "")
+            if not token:
+                break
+        return runs
+
+    def find_task_runs(self, app_id: str, task_marker: str) -> list[dict[str, Any]]:
+        """Runs created by any try of one Airflow task instance, newest first."""
+        return proto.runs_with_marker(self.list_runs(app_id), task=task_marker)
 
     def submit_run(
         self,
@@ -179,6 +244,7 @@ class NextmvHook(BaseHook):
         description: str | None = None,
         options: Mapping[str, Any] | None = None,
         configuration: Mapping[str, Any] | None = None,
+        task_marker: str | None = None,
     ) -> str:
         """Submit a run, inline or through a streamed upload depending on the input's size and format.
 
@@ -187,47 +253,23 @@ class NextmvHook(BaseHook):
         """
         if (input is None) == (input_uri is None):
             raise InvalidInputError("Pass exactly one of input (a dict) or input_uri (a path or URI).")
+        marker = (task_marker, proto.new_submission_id()) if task_marker else None
+        if marker:
+            description = proto.marked_description(description, *marker)
         run_fields = dict(name=name, description=description, options=options, configuration=configuration)
         proto.stringify_options(options)  # validate before any network call
-        with self._open_payload(input, input_uri, input_format) as (source, what):
+        with open_payload(input, input_uri, input_format) as (source, what):
             transfer = proto.choose_transfer(source.size, input_format)
             if transfer is proto.Transfer.INLINE:
-                inline = _parse_inline_json(source.fileobj.read(), what)
+                inline = parse_inline_json(source.fileobj.read(), what)
                 body = proto.new_run_body(input=inline, input_format=input_format, **run_fields)
                 self.log.info("Submitting %s inline (%s bytes) to app %s", what, f"{source.size:,}", app_id)
             else:
                 upload_id = self._upload_source(app_id, source, what, input_format)
                 body = proto.new_run_body(upload_id=upload_id, input_format=input_format, **run_fields)
-        run_id = self.create_run(app_id, body, instance_id)
+        run_id = self.create_run(app_id, body, instance_id, marker=marker)
         self.log.info("Created Nextmv run %s (app %s): %s", run_id, app_id, self.console_url(app_id, run_id))
         return run_id
-
-    @contextlib.contextmanager
-    def _open_payload(
-        self, input: Any, input_uri: str | None, input_format: str
-    ) -> Iterator[tuple[uris.InputSource, str]]:
-        if input is not None:
-            if input_format != "json":
-                raise InvalidInputError("A dict input is JSON; use input_uri for other input formats.")
-            data = proto.serialize_json(input)
-            import io
-
-            yield uris.InputSource("<input>", io.BytesIO(data), len(data)), "the input"
-            return
-        assert input_uri is not None
-        if (
-            input_format in proto.ARCHIVE_FORMATS
-            and uris.is_local(input_uri)
-            and uris.local_path(input_uri).is_dir()
-        ):
-            with (
-                _tar_directory(uris.local_path(input_uri)) as tarball,
-                uris.open_input(str(tarball)) as source,
-            ):
-                yield source, f"input folder {input_uri}"
-            return
-        with uris.open_input(input_uri) as source:
-            yield source, f"input {uris.describe(input_uri)}"
 
     def _upload_source(self, app_id: str, source: uris.InputSource, what: str, input_format: str) -> str:
         check = JsonShapeCheck(what) if input_format == "json" else None
@@ -304,22 +346,6 @@ class NextmvHook(BaseHook):
         unpacked, guarded, into the folder ``output_uri``.
         """
         info = proto.output_info(metadata or self.get_run_metadata(app_id, run_id))
-        with self._open_output_stream(app_id, run_id, info) as stream:
-            if info.is_archive:
-                written = archives.extract_tar_stream(stream, output_uri)
-            else:
-                target = (
-                    uris.join(output_uri, f"{run_id}.json") if uris.is_folder_uri(output_uri) else output_uri
-                )
-                archives.copy_bounded_stream(stream, target, max_total_bytes=proto.MAX_DOWNLOAD_BYTES * 2)
-                written = [uris.normalized(target)]
-        self.log.info(
-            "Wrote the output of Nextmv run %s to %s", run_id, ", ".join(map(uris.describe, written))
-        )
-        return written
-
-    @contextlib.contextmanager
-    def _open_output_stream(self, app_id: str, run_id: str, info: proto.OutputInfo) -> Iterator[BinaryIO]:
         path = proto.run_output_path(app_id, run_id)
         if info.via_url:
             payload = self._json(
@@ -327,27 +353,35 @@ class NextmvHook(BaseHook):
                 "output URL",
             )
             url = proto.require_str(payload, "url", "output?format=url")
-
-            def download() -> requests.Response:
-                resp = self.transfer_session.get(
-                    url, stream=True, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT)
-                )
-                raise_for_status(resp, SERVICE, "GET", redact_url(url))
-                return resp
-
-            response = call_with_retries(
-                self.retry_policy,
-                idempotent=True,
-                logger=self.log,
-                service=SERVICE,
-                what="download output",
-                fn=download,
-            )
+            written = write_output(self._presigned_download(url), info, run_id, output_uri)
         else:
-            response = self._call("GET", path, idempotent=True, what="get output", stream=True)
-        with contextlib.closing(response):
-            response.raw.decode_content = True
-            yield response.raw
+            written = write_output(
+                self._call("GET", path, idempotent=True, what="get output", stream=True),
+                info,
+                run_id,
+                output_uri,
+            )
+        self.log.info(
+            "Wrote the output of Nextmv run %s to %s", run_id, ", ".join(map(uris.describe, written))
+        )
+        return written
+
+    def _presigned_download(self, url: str) -> requests.Response:
+        def download() -> requests.Response:
+            resp = self.transfer_session.get(
+                url, stream=True, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT)
+            )
+            raise_for_status(resp, SERVICE, "GET", redact_url(url))
+            return resp
+
+        return call_with_retries(
+            self.retry_policy,
+            idempotent=True,
+            logger=self.log,
+            service=SERVICE,
+            what="download output",
+            fn=download,
+        )
 
     # ------------------------------------------------------------------------------------ completion
     def finish(
@@ -390,28 +424,3 @@ class NextmvHook(BaseHook):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _parse_inline_json(data: bytes, what: str) -> Any:
-    import json
-
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"{what} is not valid JSON: {exc}. Fix the file, or set input_format='text'."
-        ) from exc
-
-
-@contextlib.contextmanager
-def _tar_directory(folder) -> Iterator[Any]:
-    """Pack a local input folder into a temporary tar.gz on disk (multi-file input)."""
-    import tarfile
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory(prefix="nextmv-input-") as tmp:
-        tarball = Path(tmp) / "inputs.tar.gz"
-        with tarfile.open(tarball, "w:gz") as archive:
-            for path in sorted(Path(folder).rglob("*")):
-                if path.is_file():
-                    archive.add(path, arcname=str(path.relative_to(folder)))
-        yield tarball

@@ -42,7 +42,10 @@ class NextmvAsyncHook:
 
     async def settings(self) -> proto.NextmvSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.nextmv_conn_id)
             extras = await get_async_extra_dejson(conn)

@@ -118,10 +118,16 @@ class CuOptSolveOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         deadline = time.time() + self.timeout
         with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
-            function = self.hook.resolve_function(self.function_id, self.function_name, self.function_version_id)
+            function = self.hook.resolve_function(
+                self.function_id, self.function_name, self.function_version_id
+            )
             try:
                 invocation, asset_id = self.hook.submit(
-                    prepared, function, poll_seconds=self.poll_seconds, action=self.action, on_asset=self._remember_asset
+                    prepared,
+                    function,
+                    poll_seconds=self.poll_seconds,
+                    action=self.action,
+                    on_asset=self._remember_asset,
                 )
             except BaseException:
                 self.hook.delete_asset_best_effort(self.asset_id)
@@ -130,7 +136,9 @@ class CuOptSolveOperator(BaseOperator):
         self.log.info("NVCF request %s accepted (asset %s)", req_id, asset_id)
         store = context.get("task_state_store")
         if store is not None:
-            store.set(REQUEST_STATE_KEY, {"req_id": req_id, "asset_id": asset_id, "output_uri": self.output_uri})
+            store.set(
+                REQUEST_STATE_KEY, {"req_id": req_id, "asset_id": asset_id, "output_uri": self.output_uri}
+            )
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
         if not invocation.pending:  # answered within the first poll window

@@ -13,8 +13,9 @@ from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
 from airflow_provider.exceptions import ServiceHTTPError
 from airflow_provider.hooks.nextmv import NextmvHook
-from airflow_provider.protocol.nextmv import INPUT_FORMATS, run_status
+from airflow_provider.protocol.nextmv import INPUT_FORMATS, RunStatus, run_status, task_marker
 from airflow_provider.triggers.nextmv import NextmvRunTrigger
+from airflow_provider.utils import resume
 from airflow_provider.utils.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
@@ -190,9 +191,14 @@ class NextmvRunOperator(BaseOperator):
         paths = self.hook.finish(event, output_uri=self.output_uri)
         if self.output_uri:
             context["ti"].xcom_push(key="output_paths", value=paths)
+        resume.completed(context, RUN_STATE_KEY)
         return event.run_id
 
     # -------------------------------------------------------------------------------- submit / resume
+    def _task_marker(self, context: Context) -> str | None:
+        identity = resume.task_identity(context)
+        return task_marker(*identity) if identity else None
+
     def _submit(self, context: Context) -> str:
         run_id = self.hook.submit_run(
             self.app_id,
@@ -204,33 +210,47 @@ class NextmvRunOperator(BaseOperator):
             description=self.description,
             options=self.options,
             configuration=self.configuration,
+            task_marker=self._task_marker(context),
         )
-        store = context.get("task_state_store")
-        if store is not None:
-            store.set(RUN_STATE_KEY, {"app_id": self.app_id, "run_id": run_id})
+        resume.remember(context, RUN_STATE_KEY, {"app_id": self.app_id, "run_id": run_id})
         return run_id
 
     def _reattach(self, context: Context) -> str | None:
-        """The run an earlier try of this task started, if it is still worth waiting for."""
-        store = context.get("task_state_store")
-        saved = store.get(RUN_STATE_KEY) if store is not None else None
-        if not isinstance(saved, dict) or saved.get("app_id") != self.app_id or not saved.get("run_id"):
+        """The run an earlier try of this task left in flight, if it is still worth waiting for.
+
+        From the task state store (Airflow 3.3+); without one, on a retry, from the runs on
+        Nextmv that carry this task's marker.
+        """
+        record = resume.in_flight(context, RUN_STATE_KEY)
+        if record is not None and record.get("app_id") == self.app_id and record.get("run_id"):
+            candidate = str(record["run_id"])
+        elif (
+            not resume.has_store(context)
+            and resume.is_retry(context)
+            and (marker := self._task_marker(context))
+        ):
+            runs = self.hook.find_task_runs(self.app_id, marker)
+            if not runs:
+                return None
+            candidate = str(runs[0]["id"])
+        else:
             return None
-        run_id = str(saved["run_id"])
         try:
-            status = run_status(self.hook.get_run_metadata(self.app_id, run_id))
+            status = run_status(self.hook.get_run_metadata(self.app_id, candidate))
         except ServiceHTTPError as exc:
             if exc.status_code == 404:
-                self.log.warning("Run %s from an earlier try no longer exists; submitting a new run", run_id)
+                self.log.warning(
+                    "Run %s from an earlier try no longer exists; submitting a new run", candidate
+                )
                 return None
             raise
-        if status.is_terminal and status.value != "succeeded":
+        if status.is_terminal and status is not RunStatus.SUCCEEDED:
             self.log.warning(
-                "Run %s from an earlier try ended %s; submitting a new run", run_id, status.value
+                "Run %s from an earlier try ended %s; submitting a new run", candidate, status.value
             )
             return None
-        self.log.info("Re-attaching to Nextmv run %s (%s) started by an earlier try", run_id, status.value)
-        return run_id
+        self.log.info("Re-attaching to Nextmv run %s (%s) started by an earlier try", candidate, status.value)
+        return candidate
 
     def on_kill(self) -> None:
         """The task was killed while waiting in a worker: cancel the remote run (best effort)."""

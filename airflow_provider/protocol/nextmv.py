@@ -7,7 +7,10 @@ without a trailing slash, and option values are stringified the same way but nev
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -299,3 +302,38 @@ def output_info(metadata_response: Mapping[str, Any]) -> OutputInfo:
     except (TypeError, ValueError):
         size = 0
     return OutputInfo(format=str(fmt), size=size)
+
+
+# ---------------------------------------------------------------------------------------------- markers
+#: How a run created by this provider says which Airflow task (and which submission) created it.
+#: It lives in the run's description, the one free-text field Nextmv lists runs with. It lets the
+#: provider tell, after a lost response to POST /runs, whether the run was created after all, and
+#: find a task's run again on a retry when Airflow has no task state store (before 3.3).
+_MARKER = re.compile(r"\[airflow-task ([0-9a-f]{16}) submission ([0-9a-f]{12})\]")
+
+
+def task_marker(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    """A stable 16-hex-digit id of an Airflow task instance (same across tries)."""
+    key = f"{dag_id}\x1f{task_id}\x1f{run_id}\x1f{map_index}".encode()
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def new_submission_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def marked_description(description: str | None, task: str, submission: str) -> str:
+    tag = f"[airflow-task {task} submission {submission}]"
+    return f"{description} {tag}" if description else tag
+
+
+def runs_with_marker(
+    runs: list[Mapping[str, Any]], *, task: str, submission: str | None = None
+) -> list[dict]:
+    """Runs whose description carries the marker (optionally of one submission), newest first."""
+    found = []
+    for run in runs:
+        match = _MARKER.search(str(run.get("description") or ""))
+        if match and match.group(1) == task and (submission is None or match.group(2) == submission):
+            found.append(dict(run))
+    return sorted(found, key=lambda r: str(r.get("created_at") or ""), reverse=True)

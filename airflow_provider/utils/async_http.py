@@ -67,17 +67,25 @@ async def request_json(
             payload = _parse(body, service, what) if status < 400 or accept else None
             if status >= 400 and not (accept and accept(status, payload)):
                 raise ServiceHTTPError(
-                    service, method, target, status, error_detail(body),
+                    service,
+                    method,
+                    target,
+                    status,
+                    error_detail(body),
                     retry_after=parse_retry_after(resp_headers.get("Retry-After")),
                 )
             return AsyncAnswer(status, resp_headers, payload)
 
     try:
-        async for retry in async_retrying(policy, idempotent=idempotent, logger=logger, what=f"{service} {what}"):
+        async for retry in async_retrying(
+            policy, idempotent=idempotent, logger=logger, what=f"{service} {what}"
+        ):
             with retry:
                 return await attempt()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ServiceUnavailableError(f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}") from exc
+        raise ServiceUnavailableError(
+            f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}"
+        ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -152,3 +152,13 @@ def async_retrying(
     policy: RetryPolicy, *, idempotent: bool, logger: logging.Logger, what: str
 ) -> tenacity.AsyncRetrying:
     return tenacity.AsyncRetrying(**_retry_kwargs(policy, idempotent=idempotent, logger=logger, what=what))
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """A failure that leaves unknown whether a non-idempotent request took effect.
+
+    Exactly the failures worth retrying for a read but not for a create: the request may have
+    been processed (lost response, reset after sending, 500/502/504).
+    """
+    cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, ServiceHTTPError) else exc
+    return is_retryable(cause, idempotent=True) and not is_retryable(cause, idempotent=False)

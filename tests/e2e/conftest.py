@@ -26,7 +26,9 @@ def e2e_emulator(tmp_path_factory):
     from airflow_provider.testing.emulator import EmulatorProcess
 
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
-    with EmulatorProcess(api_keys=(E2E_API_KEY,), log_path=log) as emu:
+    # Runs stay queued for 5 s, so a sensor always finds its run unfinished and defers: the
+    # "trigger ran in the triggerer" assertions never depend on how fast the solve happens to be.
+    with EmulatorProcess(api_keys=(E2E_API_KEY,), log_path=log, extra_args=("--queue-delay", "5")) as emu:
         yield emu
 
 

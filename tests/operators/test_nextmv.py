@@ -53,7 +53,11 @@ def test_submit_wait_and_write_output(nextmv_conn, emulator, context, tmp_path, 
     assert xcoms["run_url"].endswith(f"/app/echo/run/{result}?view=details")
     assert xcoms["output_paths"] == [str(tmp_path / "out.json")]
     assert json.loads((tmp_path / "out.json").read_text()) == {"k": "v"}
-    assert context["task_state_store"].data[RUN_STATE_KEY] == {"app_id": "echo", "run_id": result}
+    assert context["task_state_store"].data[RUN_STATE_KEY] == {
+        "app_id": "echo",
+        "run_id": result,
+        "state": "completed",
+    }
     assert emulator.stats()["nextmv"]["runs_created"] == 1
 
 
@@ -87,17 +91,55 @@ def test_timeout_cancels_then_fails(nextmv_conn, context, deferrable):
     assert op.hook.get_run_metadata("slow", run_id)["metadata"]["status_v2"] == "canceled"
 
 
-def test_retry_reattaches_instead_of_resubmitting(nextmv_conn, emulator, context):
+def test_retry_after_the_worker_died_reattaches(nextmv_conn, emulator, context, next_try):
+    """The first try submitted and recorded the run, then its worker died (nothing else ran)."""
+    emulator.reset()
+    first = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    run_id = first.execute(context)
+    assert context["task_state_store"].data[RUN_STATE_KEY]["state"] == "in_flight"
+    retry = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    assert retry.execute(next_try(context)) == run_id
+    assert emulator.stats()["nextmv"]["runs_created"] == 1
+    retry.hook.cancel_run("slow", run_id)
+
+
+def test_a_cleared_task_after_success_submits_a_new_run(nextmv_conn, emulator, context, next_try):
     emulator.reset()
     first = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
     run_id = first.execute(context)
-    retry = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
-    assert retry.execute(context) == run_id
+    again = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 2}, **FAST)
+    assert again.execute(next_try(context)) != run_id
+    assert emulator.stats()["nextmv"]["runs_created"] == 2
+
+
+def test_without_a_task_state_store_a_retry_finds_its_run_by_marker(nextmv_conn, emulator, context, next_try):
+    """Airflow < 3.3 fallback: the run carries the task's marker in its description."""
+    emulator.reset()
+    del context["task_state_store"]
+    first = NextmvRunOperator(
+        task_id="s", app_id="slow", input={"a": 1}, description="nightly", wait_for_completion=False
+    )
+    run_id = first.execute(context)
+    listed = first.hook.list_runs("slow")
+    (mine,) = [r for r in listed if r["id"] == run_id]
+    assert mine["description"].startswith("nightly [airflow-task ")
+    retry = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    assert retry.execute(next_try(context, keep_store=False)) == run_id
     assert emulator.stats()["nextmv"]["runs_created"] == 1
+    # another task instance (different DAG run) does not adopt it
+    other = NextmvRunOperator(task_id="s", app_id="slow", input={"a": 1}, wait_for_completion=False)
+    other_ctx = next_try(context, keep_store=False)
+    other_ctx["ti"].run_id = "another-dag-run"
+    other_id = other.execute(other_ctx)
+    assert other_id != run_id
+    for rid in (run_id, other_id):
+        first.hook.cancel_run("slow", rid)
 
 
 def test_retry_after_a_failed_run_submits_a_new_one(nextmv_conn, emulator, context):
-    context["task_state_store"].set(RUN_STATE_KEY, {"app_id": "echo", "run_id": "latest-does-not-exist"})
+    context["task_state_store"].set(
+        RUN_STATE_KEY, {"app_id": "echo", "run_id": "latest-does-not-exist", "state": "in_flight"}
+    )
     op = NextmvRunOperator(task_id="s", app_id="echo", input={"a": 1}, **FAST)
     assert op.execute(context) != "latest-does-not-exist"
 
