@@ -19,12 +19,8 @@ from typing import Any
 import ijson
 
 from airflow_provider.exceptions import ProtocolError
-from airflow_provider.protocol.cuopt import (
-    LARGE_RESULT_MEMBERS,
-    ResultSummary,
-    solver_outcome,
-    summarize_result,
-)
+from airflow_provider.protocol.cuopt import LARGE_RESULT_MEMBERS
+from airflow_provider.protocol.cuopt_results import ResultSummary, solver_outcome, summarize_result
 from airflow_provider.utils import archives, uris
 
 MAX_RESULT_BYTES = 2 * 1024**3

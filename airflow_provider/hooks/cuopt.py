@@ -180,7 +180,7 @@ class CuOptHook(BaseHook):
         functions = payload.get("functions") if isinstance(payload, Mapping) else None
         if not isinstance(functions, list):
             raise ProtocolError(f"NVCF function list has no 'functions' array: {str(payload)[:300]}")
-        return functions
+        return [f for f in functions if isinstance(f, dict)]
 
     def resolve_function(
         self, function_id: str | None = None, function_name: str | None = None, version_id: str | None = None
@@ -205,6 +205,7 @@ class CuOptHook(BaseHook):
             self._call("POST", proto.ASSETS_PATH, idempotent=False, what="create asset", json_body=body),
             "asset",
         )
+        payload = payload if isinstance(payload, dict) else {}
         asset_id, upload_url = payload.get("assetId"), payload.get("uploadUrl")
         if not isinstance(asset_id, str) or not isinstance(upload_url, str):
             raise ProtocolError(

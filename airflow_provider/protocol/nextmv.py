@@ -251,13 +251,13 @@ def run_status(metadata_response: Mapping[str, Any]) -> RunStatus:
     raw = meta.get("status_v2")
     if raw is None:
         legacy = meta.get("status")
-        if legacy in _LEGACY_STATUS:
+        if isinstance(legacy, str) and legacy in _LEGACY_STATUS:
             return _LEGACY_STATUS[legacy]
         raise ProtocolError(
             f"Nextmv run metadata has neither status_v2 nor a known status: {str(meta)[:300]}"
         )
     try:
-        return RunStatus(raw)
+        return RunStatus(raw) if isinstance(raw, str) else RunStatus(None)
     except ValueError:
         raise ProtocolError(f"Nextmv returned an unknown run status {raw!r}") from None
 

@@ -4,6 +4,7 @@ import pytest
 
 from airflow_provider.exceptions import CredentialsError, InvalidInputError, ProtocolError
 from airflow_provider.protocol import cuopt as proto
+from airflow_provider.protocol import cuopt_results
 
 
 def test_settings_api_key_or_client_credentials():
@@ -139,7 +140,7 @@ LP_OK = {"response": {"solver_response": {"status": "Optimal", "solution": {"pri
     ],
 )
 def test_solver_outcome(result, ok):
-    assert proto.solver_outcome(proto.summarize_result(result))[0] is ok
+    assert cuopt_results.solver_outcome(cuopt_results.summarize_result(result))[0] is ok
 
 
 def test_is_error_envelope():
