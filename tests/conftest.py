@@ -54,6 +54,44 @@ def conn_json(conn_type: str, host: str, password: str, **extra) -> str:
 
 
 @pytest.fixture
+def cuopt_conn(emulator, monkeypatch):
+    """``cuopt_default`` with an NVCF API key and the function chosen by name (newest ACTIVE version)."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CUOPT_DEFAULT",
+        conn_json("cuopt", emulator.url, emulator.api_key, function_name="cuopt"),
+    )
+    return "cuopt_default"
+
+
+def cuopt_client_conn_json(emulator, client_id="emulator-client", secret="emulator-secret") -> str:
+    """A client-credentials cuOpt connection against ``emulator`` (token endpoint ``/token``)."""
+    return json.dumps(
+        {
+            "conn_type": "cuopt",
+            "host": emulator.url,
+            "extra": {
+                "client_id": client_id,
+                "client_secret": secret,
+                "token_url": f"{emulator.url}/token",
+                "function_name": "cuopt",
+            },
+        }
+    )
+
+
+@pytest.fixture
+def cuopt_client_conn(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CUOPT_CLIENT", cuopt_client_conn_json(emulator))
+    return "cuopt_client"
+
+
+@pytest.fixture
+def client_conn_json():
+    """``client_conn_json(emulator, client_id=..., secret=...)`` for emulators started by a test."""
+    return cuopt_client_conn_json
+
+
+@pytest.fixture
 def nextmv_conn(emulator, monkeypatch):
     """``nextmv_default`` pointing at the emulator, through the environment (no Airflow DB needed)."""
     monkeypatch.setenv("AIRFLOW_CONN_NEXTMV_DEFAULT", conn_json("nextmv", emulator.url, emulator.api_key))

@@ -18,7 +18,7 @@ from typing import Any
 
 import ijson
 
-from airflow_provider.exceptions import ProtocolError
+from airflow_provider.exceptions import ProtocolError, UnsafeArchiveError
 from airflow_provider.protocol.cuopt import LARGE_RESULT_MEMBERS
 from airflow_provider.protocol.cuopt_results import ResultSummary, solver_outcome, summarize_result
 from airflow_provider.utils import archives, uris
@@ -89,7 +89,9 @@ class _SummaryBuilder:
             s.error = value
 
 
-def store_zip_result(zip_path: Path, output_uri: str, req_id: str) -> StoredResult:
+def store_zip_result(
+    zip_path: Path, output_uri: str, req_id: str, *, max_bytes: int = MAX_RESULT_BYTES
+) -> StoredResult:
     """Extract ``large_result`` from a downloaded result zip to ``output_uri``, checking it is JSON."""
     target = result_target(output_uri, req_id)
     try:
@@ -99,17 +101,15 @@ def store_zip_result(zip_path: Path, output_uri: str, req_id: str) -> StoredResu
     builder = _SummaryBuilder()
     parser = ijson.parse_coro(builder)
     with archive:
-        name, member = archives.open_zip_member(
-            archive, LARGE_RESULT_MEMBERS, max_total_bytes=MAX_RESULT_BYTES
-        )
+        name, member = archives.open_zip_member(archive, LARGE_RESULT_MEMBERS, max_total_bytes=max_bytes)
         written = 0
         try:
             with member, uris.atomic_output(target) as out:
                 while chunk := member.read(uris.CHUNK_SIZE):
                     written += len(chunk)
-                    if written > MAX_RESULT_BYTES:
-                        raise archives.UnsafeArchiveError(
-                            f"large result of request {req_id} expands past {MAX_RESULT_BYTES} bytes"
+                    if written > max_bytes:
+                        raise UnsafeArchiveError(
+                            f"large result of request {req_id} expands past {max_bytes} bytes"
                         )
                     parser.send(chunk)
                     out.write(chunk)
