@@ -26,6 +26,10 @@ Settings that matter (each was observed to break a real run when missing):
 * ``--skip-serve-logs``: no fixed ports 8793/8794; the api-server reads the local log files.
 * ``SIMPLE_AUTH_MANAGER_ALL_ADMINS=True``: REST v2 without a token.
 * After health is OK, ``GET /execution/health`` once: the execution API is built lazily (3-5 s).
+
+This module is the process lifecycle (environment, ``db migrate``, start/kill/stop). REST calls
+come from base :class:`~.airflow_rest.AirflowRestClient`, log files from base
+:class:`~.airflow_logs.AirflowLogFiles`; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from __future__ import annotations
 import atexit
 import datetime as _dt
 import importlib.util
-import json
 import os
 import shutil
 import signal
@@ -41,14 +44,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import IO, Self
 
-__all__ = ["COMPONENTS", "AirflowApiError", "AirflowStack", "format_log"]
+from airflow_provider.testing.airflow_logs import AirflowLogFiles, format_log, tail_file
+from airflow_provider.testing.airflow_rest import TERMINAL_RUN_STATES, AirflowApiError, AirflowRestClient
+
+__all__ = ["COMPONENTS", "TERMINAL_RUN_STATES", "AirflowApiError", "AirflowStack", "format_log"]
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
 
@@ -61,18 +64,6 @@ COMPONENTS: dict[str, list[str]] = {
 }
 #: Key of each component in ``GET /api/v2/monitor/health`` (the api-server answers it itself).
 _HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
-
-TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-
-T = TypeVar("T")
-
-
-class AirflowApiError(RuntimeError):
-    """A REST call to the api-server answered with an HTTP error status."""
-
-    def __init__(self, method: str, url: str, status: int, body: str):
-        super().__init__(f"{method} {url} -> HTTP {status}: {body[:2000]}")
-        self.method, self.url, self.status, self.body = method, url, status, body
 
 
 def _free_port() -> int:
@@ -92,61 +83,7 @@ def _parse_ts(value: str | None) -> _dt.datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=_dt.UTC)
 
 
-# Keys repeated on every line of a task log (the task's identity) or rendered separately.
-_LOG_CONTEXT_KEYS = frozenset(
-    {
-        "timestamp",
-        "level",
-        "event",
-        "logger",
-        "error_detail",
-        "filename",
-        "lineno",
-        "dag_id",
-        "task_id",
-        "run_id",
-        "try_number",
-        "map_index",
-        "ti_id",
-        "ti",
-    }
-)
-
-
-def format_log(path: Path, limit: int | None = None) -> str:
-    """Render an Airflow 3 log file (one JSON object per line) as readable text.
-
-    Lines that are not JSON are kept as they are. ``limit`` keeps only the last lines.
-    """
-    out: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            out.append(line)
-            continue
-        if not isinstance(rec, dict):
-            out.append(line)
-            continue
-        ts = str(rec.get("timestamp", ""))[:23]
-        level = str(rec.get("level", "")).upper()
-        logger = rec.get("logger", "")
-        text = f"{ts} {level:<7} {rec.get('event', '')}"
-        if logger:
-            text += f"  [{logger}]"
-        extra = {k: v for k, v in rec.items() if k not in _LOG_CONTEXT_KEYS}
-        if extra:
-            text += " " + json.dumps(extra, default=str)
-        out.append(text)
-        for err in rec.get("error_detail") or []:
-            if isinstance(err, dict):
-                out.append(f"    {err.get('exc_type')}: {err.get('exc_value')}")
-                for fr in err.get("frames") or []:
-                    out.append(f"      {fr.get('filename')}:{fr.get('lineno')} in {fr.get('name')}")
-    return "\n".join(out[-limit:] if limit else out)
-
-
-class AirflowStack:
+class AirflowStack(AirflowRestClient, AirflowLogFiles):
     """A real Airflow 3 stack (api-server, scheduler, dag-processor, triggerer) in ``home``.
 
     :param home: ``AIRFLOW_HOME``; created if missing. DAGs are copied to ``home/dags``, the
@@ -160,6 +97,8 @@ class AirflowStack:
     :param plugins_folder: optional folder copied to ``home/plugins``.
 
     ``AIRFLOW*`` variables of the calling process are *not* passed on; only ``extra_env``.
+    REST calls (:meth:`run_dag`, :meth:`xcom`, ...) are inherited from :class:`AirflowRestClient`,
+    log files (:meth:`task_log_paths`, :meth:`tail`, ...) from :class:`AirflowLogFiles`.
     """
 
     def __init__(
@@ -172,15 +111,14 @@ class AirflowStack:
         plugins_folder: Path | None = None,
         port: int | None = None,
     ):
-        self.home = Path(home).resolve()
+        home = Path(home).resolve()
         self.source_dags_folder = Path(dags_folder).resolve()
         self.plugins_folder = Path(plugins_folder).resolve() if plugins_folder else None
         self.extra_env = dict(extra_env or {})
         self.parallelism = parallelism
         self.port = port or _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.dags_folder = self.home / "dags"
-        self.logs_folder = self.home / "logs"
+        AirflowRestClient.__init__(self, f"http://127.0.0.1:{self.port}", home / "dags")
+        AirflowLogFiles.__init__(self, home, COMPONENTS)
         self.procs: dict[str, subprocess.Popen] = {}
         self.env: dict[str, str] = self._build_env()
         self._atexit_registered = False
@@ -250,18 +188,22 @@ class AirflowStack:
             raise
         return self
 
+    def _spawn(self, args: list[str], out: IO[bytes]) -> subprocess.Popen:
+        """``airflow <args>`` in its own process group: killpg reaches the workers / trigger runner it forks."""
+        return subprocess.Popen(
+            [str(AIRFLOW), *args],
+            env=self.env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
     def _migrate(self, timeout: float) -> None:
         out_path = self.home / "migrate.out"
         with open(out_path, "wb") as out:
-            proc = subprocess.Popen(
-                [str(AIRFLOW), "db", "migrate"],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = self._spawn(["db", "migrate"], out)
             try:
                 rc = proc.wait(timeout)
             except BaseException:
@@ -269,7 +211,7 @@ class AirflowStack:
                 proc.wait()
                 raise
         if rc != 0:
-            raise RuntimeError(f"airflow db migrate failed (rc={rc}):\n{_tail_file(out_path, 60)}")
+            raise RuntimeError(f"airflow db migrate failed (rc={rc}):\n{tail_file(out_path, 60)}")
 
     def start_component(self, name: str, *, wait: bool = True, timeout: float = 90.0) -> subprocess.Popen:
         """Start one component (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``).
@@ -288,15 +230,7 @@ class AirflowStack:
                 f"\n===== airflow {' '.join(COMPONENTS[name])} started {started.isoformat()}\n".encode()
             )
             out.flush()
-            proc = subprocess.Popen(
-                [str(AIRFLOW), *COMPONENTS[name]],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: killpg reaches its workers / trigger runner
-            )
+            proc = self._spawn(COMPONENTS[name], out)
         self.procs[name] = proc
         if wait:
             self._wait_component(name, started, timeout)
@@ -376,195 +310,24 @@ class AirflowStack:
         """Component name -> whether its main process is alive (killed/stopped ones are absent)."""
         return {name: p.poll() is None for name, p in self.procs.items()}
 
-    # ------------------------------------------------------------------ REST
-    def api(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
-        """Call REST API v2 (or any path on the api-server) and return the decoded JSON."""
-        url = self.base_url + path
-        req = urllib.request.Request(
-            url,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise AirflowApiError(method, url, exc.code, exc.read().decode(errors="replace")) from None
-        return json.loads(raw) if raw else None
+    # ------------------------------------------------------------------ diagnostics
+    def _check_alive(self, what: str) -> None:
+        """Fail a REST wait at once when a component died, instead of at its timeout."""
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} died (rc={p.returncode}) while waiting: {what}\n{self.tail(name, 80)}"
+                )
 
-    def health(self) -> dict[str, Any]:
-        return self.api("GET", "/api/v2/monitor/health", timeout=10)
-
-    def _poll(self, fn: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    raise RuntimeError(
-                        f"airflow {name} died (rc={p.returncode}) while waiting: {what}\n"
-                        f"{self.tail(name, 80)}"
-                    )
-            try:
-                res = fn()
-                if res is not None:
-                    return res
-            except AirflowApiError as exc:
-                if exc.status not in (404, 503):
-                    raise
-            except OSError:  # connection refused / reset while the api-server starts
-                pass
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{what} (after {timeout:.0f} s)\n{self.tails()}")
-            time.sleep(interval)
-
-    def wait_healthy(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until metadatabase, scheduler, triggerer and dag-processor are healthy; warm up."""
-
-        def ok() -> dict[str, Any] | None:
-            h = self.health()
-            if all(
-                (h.get(k) or {}).get("status") == "healthy"
-                for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-            ):
-                return h
-            return None
-
-        health = self._poll(ok, timeout, "Airflow stack not healthy")
-        # The execution API (what workers talk to) is built lazily on its first request: 3-5 s.
-        self._poll(
-            lambda: self.api("GET", "/execution/health", timeout=60) or True,
-            60,
-            "execution API not answering",
-        )
-        return health
-
-    # ------------------------------------------------------------------ DAG runs
-    def wait_dag_parsed(self, dag_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait until the dag-processor has serialized ``dag_id``; fail fast on its import error."""
-
-        def parsed() -> dict[str, Any] | None:
-            try:
-                return self.api("GET", f"/api/v2/dags/{_q(dag_id)}")
-            except AirflowApiError as exc:
-                if exc.status != 404:
-                    raise
-            for err in self.import_errors():
-                fname = err.get("filename") or ""
-                try:
-                    mentions = dag_id in Path(fname).read_text(errors="replace")
-                except OSError:
-                    mentions = False
-                if mentions:
-                    raise RuntimeError(
-                        f"DAG {dag_id} cannot be imported ({fname}):\n{err.get('stack_trace')}"
-                    )
-            return None
-
-        return self._poll(parsed, timeout, f"DAG {dag_id} not parsed")
-
-    def import_errors(self) -> list[dict[str, Any]]:
-        """Import errors of DAG files (``filename``, ``stack_trace``, ...)."""
-        return self.api("GET", "/api/v2/importErrors?limit=1000")["import_errors"]
-
-    def dags(self) -> list[dict[str, Any]]:
-        return self.api("GET", "/api/v2/dags?limit=1000")["dags"]
-
-    def dag_ids(self) -> list[str]:
-        return [d["dag_id"] for d in self.dags()]
-
-    def wait_all_parsed(self, timeout: float = 90.0) -> dict[str, list[str]]:
-        """Wait until every DAG file in ``home/dags`` has produced DAGs or an import error.
-
-        Only files Airflow itself would parse count (safe mode: the text contains both "airflow"
-        and "dag"). Returns ``{relative file: [dag ids]}``; files with import errors are not in it
-        (see :meth:`import_errors`).
-        """
-        files = {
-            str(p.relative_to(self.dags_folder))
-            for p in self.dags_folder.rglob("*.py")
-            if "__pycache__" not in p.parts and _might_contain_dag(p)
-        }
-
-        def done() -> dict[str, list[str]] | None:
-            by_file: dict[str, list[str]] = {}
-            for dag in self.dags():
-                by_file.setdefault(str(dag.get("relative_fileloc") or ""), []).append(dag["dag_id"])
-            failed = {
-                str(Path(e["filename"]).relative_to(self.dags_folder))
-                if Path(e["filename"]).is_absolute()
-                else e["filename"]
-                for e in self.import_errors()
-            }
-            return by_file if files <= set(by_file) | failed else None
-
-        return self._poll(done, timeout, f"not every DAG file in {self.dags_folder} was parsed")
-
-    def trigger_dag(
-        self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None, parse_timeout: float = 60.0
-    ) -> dict[str, Any]:
-        """Create a manual run of ``dag_id`` (unpausing it first) and return at once."""
-        self.wait_dag_parsed(dag_id, parse_timeout)
-        self.api("PATCH", f"/api/v2/dags/{_q(dag_id)}", {"is_paused": False})
-        return self.api(
-            "POST",
-            f"/api/v2/dags/{_q(dag_id)}/dagRuns",
-            {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}},
-        )
-
-    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self.api("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
-
-    def wait_dag_run(self, dag_id: str, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
-        """Wait until the run is ``success`` or ``failed`` and return it (REST ``DAGRunResponse``)."""
-
-        def done() -> dict[str, Any] | None:
-            run = self.dag_run(dag_id, run_id)
-            return run if run["state"] in TERMINAL_RUN_STATES else None
-
-        try:
-            return self._poll(done, timeout, f"DAG run {dag_id}/{run_id} not finished", interval=0.5)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- task instances\n{self._ti_states(dag_id, run_id)}") from None
-
-    def run_dag(
-        self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None, timeout: float = 180.0
-    ) -> dict[str, Any]:
-        """Trigger ``dag_id`` and wait for the run to end; returns the run (check ``["state"]``)."""
-        self.trigger_dag(dag_id, run_id, conf)
-        return self.wait_dag_run(dag_id, run_id, timeout)
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.api("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances?limit=1000")[
-            "task_instances"
-        ]
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        return {
-            ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): ti["state"]
-            for ti in self.task_instances(dag_id, run_id)
-        }
-
-    def _ti_states(self, dag_id: str, run_id: str) -> str:
-        try:
-            return json.dumps(self.task_states(dag_id, run_id), indent=1)
-        except Exception as exc:  # noqa: BLE001 - diagnostics only
-            return f"(unavailable: {exc})"
-
-    def xcom(
-        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int | None = None
-    ) -> Any:
-        """The XCom value as native JSON (REST v2 returns it deserialized)."""
-        path = (
-            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
-            f"/xcomEntries/{_q(key)}"
-        )
-        if map_index is not None:
-            path += f"?map_index={map_index}"
-        return self.api("GET", path)["value"]
+    def _diagnostics(self) -> str:
+        """A timed-out REST wait shows what every component printed last."""
+        return self.tails()
 
     def failure_report(self, dag_id: str, run_id: str, log_lines: int = 120) -> str:
-        """Task states, the logs of every task that did not succeed, and the component log tails."""
+        """Task states, the logs of every task that did not succeed, and the component log tails.
+
+        Here rather than in a base: it is where REST state, task logs and component output meet.
+        """
         parts = [f"===== DAG run {dag_id}/{run_id}"]
         try:
             parts.append(f"run state: {self.dag_run(dag_id, run_id).get('state')}")
@@ -581,75 +344,6 @@ class AirflowStack:
                 )
         parts.append(self.tails(25))
         return "\n".join(parts)
-
-    # ------------------------------------------------------------------ logs
-    def _task_log_dir(self, dag_id: str, run_id: str, task_id: str, map_index: int | None) -> Path:
-        d = self.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        return d / f"map_index={map_index}" if map_index is not None and map_index >= 0 else d
-
-    def task_log_paths(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
-    ) -> list[Path]:
-        """The task's own log files, ``attempt=N.log``, in attempt order."""
-        d = self._task_log_dir(dag_id, run_id, task_id, map_index)
-        return sorted((p for p in d.glob("attempt=*.log") if ".log.trigger." not in p.name), key=_attempt_key)
-
-    def trigger_log_paths(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
-    ) -> list[Path]:
-        """Logs written by the triggerer for the task's triggers, ``attempt=N.log.trigger.<job>.log``."""
-        d = self._task_log_dir(dag_id, run_id, task_id, map_index)
-        return sorted(d.glob("attempt=*.log.trigger.*.log"), key=_attempt_key)
-
-    def task_log_text(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None, limit: int | None = None
-    ) -> str:
-        """All task and trigger log files of a task, rendered readably, one section per file."""
-        parts = []
-        paths = sorted(
-            self.task_log_paths(dag_id, run_id, task_id, map_index)
-            + self.trigger_log_paths(dag_id, run_id, task_id, map_index),
-            key=_attempt_key,
-        )
-        for p in paths:
-            parts.append(f"----- {p.relative_to(self.home)}\n{format_log(p, limit)}")
-        return "\n".join(parts) if parts else f"(no log files for {dag_id}/{run_id}/{task_id})"
-
-    def tail(self, component: str, n: int = 40) -> str:
-        """Last ``n`` lines of a component's stdout/stderr (``home/<component>.out``)."""
-        return f"----- airflow {component} (last {n} lines)\n" + _tail_file(self.home / f"{component}.out", n)
-
-    def tails(self, n: int = 40) -> str:
-        return "\n".join(self.tail(name, n) for name in COMPONENTS)
-
-
-def _q(part: str) -> str:
-    return urllib.parse.quote(part, safe="")
-
-
-def _might_contain_dag(path: Path) -> bool:
-    """Airflow's safe-mode heuristic: only files mentioning both "airflow" and "dag" are parsed."""
-    text = path.read_text(errors="replace").lower()
-    return "airflow" in text and "dag" in text
-
-
-def _attempt_key(p: Path) -> tuple[int, str]:
-    head = p.name.split(".log", 1)[0]  # attempt=N
-    try:
-        return int(head.split("=", 1)[1]), p.name
-    except (IndexError, ValueError):
-        return 0, p.name
-
-
-def _tail_file(path: Path, n: int) -> str:
-    if not path.exists():
-        return "(no output)"
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 256 * 1024))
-        lines = f.read().decode(errors="replace").splitlines()
-    return "\n".join(lines[-n:])
 
 
 def _killpg(pgid: int, sig: int) -> None:
