@@ -143,6 +143,7 @@ class CuOptHook(BaseHook):
         json_body: Any = None,
         read_timeout: float | None = None,
         accept_envelope: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """One API call with a fresh token and the shared retry policy.
 
@@ -156,7 +157,7 @@ class CuOptHook(BaseHook):
 
         def attempt() -> requests.Response:
             for renew in (False, True):
-                headers = {"Authorization": f"Bearer {self.bearer_token()}"}
+                headers = {"Authorization": f"Bearer {self.bearer_token()}", **(extra_headers or {})}
                 response = self.session.request(method, url, json=json_body, headers=headers, timeout=timeout)
                 if response.status_code == 401 and self.settings.uses_client_credentials and not renew:
                     self.log.warning("NVCF rejected the access token (%s); fetching a new one", what)
@@ -309,6 +310,7 @@ class CuOptHook(BaseHook):
                 what="poll request status",
                 read_timeout=poll_seconds + 30,
                 accept_envelope=True,
+                extra_headers=proto.poll_headers(poll_seconds),
             )
         except ServiceHTTPError as exc:
             if exc.status_code == 404:

@@ -156,6 +156,7 @@ class CuOptAsyncHook:
                 headers=self._auth_headers,
                 on_unauthorized=self._renew,
                 accept=proto.is_error_envelope,
+                static_headers=proto.poll_headers(poll_seconds),
                 timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=poll_seconds + 30),
             )
         except ServiceHTTPError as exc:

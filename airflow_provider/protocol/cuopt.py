@@ -265,6 +265,12 @@ def invoke_body(
     return {"requestHeader": header, "requestBody": body}
 
 
+def poll_headers(poll_seconds: int) -> dict[str, str]:
+    """Status polls carry their window explicitly (``NVCF-POLL-SECONDS``), so NVCF never holds a
+    request longer than the client's read timeout allows."""
+    return {"NVCF-POLL-SECONDS": str(clamp_poll_seconds(poll_seconds))}
+
+
 def serialize_problem(problem: Any) -> bytes:
     if not isinstance(problem, (dict, list)):
         raise InvalidInputError(

@@ -39,6 +39,7 @@ async def request_json(
     logger: logging.Logger | Any,
     idempotent: bool = True,
     headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
+    static_headers: Mapping[str, str] | None = None,
     on_unauthorized: Callable[[], Awaitable[bool]] | None = None,
     accept: Callable[[int, Any], bool] | None = None,
     json_body: Any = None,
@@ -48,6 +49,7 @@ async def request_json(
     """One call under the shared retry policy; JSON body parsed (empty body → ``{}``).
 
     :param headers: awaited before every attempt (fresh tokens).
+    :param static_headers: sent with every attempt.
     :param on_unauthorized: on a 401, awaited once; True means "credentials renewed, try again".
     :param accept: lets an error status with a meaningful body through (NVCF error envelopes).
     """
@@ -55,7 +57,7 @@ async def request_json(
     async def attempt() -> AsyncAnswer:
         renewed = False
         while True:
-            extra = await headers() if headers else None
+            extra = {**(static_headers or {}), **(await headers() if headers else {})}
             async with session.request(
                 method, url, headers=extra, json=json_body, data=form, timeout=timeout
             ) as response:

@@ -144,7 +144,7 @@ def test_pending_then_polled_to_completion(tmp_path):
                 first.req_id, None, str(tmp_path / "x.json"), deadline=time.time() + 60, poll_seconds=1
             )
         assert event.status is SolveEventStatus.SUCCEEDED
-        assert emu.stats()["nvcf"]["status_polls"] >= 2
+        assert emu.stats()["nvcf"]["status_polls"] >= 1
 
 
 def test_client_credentials_token_is_reused_while_fresh(emulator, cuopt_client_conn, tmp_path):
