@@ -90,3 +90,10 @@ class UnsafeArchiveError(ProtocolError):
 
 class RequestGoneError(RunFailedError):
     """NVCF no longer knows the request (404): its result was already handed out once, or it expired."""
+
+
+class MalformedResponseError(ProtocolError):
+    """A response body that is not the JSON it should be (garbled or truncated in transit).
+
+    Worth another try for idempotent reads; for a create it is ambiguous (it may have worked).
+    """

@@ -1,4 +1,7 @@
-"""``python -m airflow_provider.emulator``: the local Nextmv Cloud emulator (see docs/emulator.md)."""
+"""``python -m airflow_provider.emulator``: the local Nextmv Cloud and NVCF (cuOpt) emulator.
+
+See docs/emulator.md.
+"""
 
 from __future__ import annotations
 

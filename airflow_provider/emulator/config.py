@@ -1,7 +1,8 @@
 """Emulator settings: defaults, a config file (JSON, or TOML by extension) and the command line.
 
 Precedence is command line > config file > defaults. Apps merge by id (the command line wins), and the
-built-in demo apps are always registered unless a user app takes their id.
+built-in demo apps are always registered unless a user app takes their id. NVCF settings (the config
+file's ``nvcf`` table, ``--client``, ``--token-ttl``, ``--nvcf-*``) are parsed by ``nvcf_config``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider.emulator.limits import Limits
+from airflow_provider.emulator.nvcf_config import (
+    NvcfConfig,
+    add_nvcf_arguments,
+    merge_nvcf_arguments,
+    nvcf_config_from_mapping,
+)
+from airflow_provider.emulator.settings import ConfigError, scalar_settings
 
 DEFAULT_API_KEY = "emulator-api-key"
 DEFAULT_PORT = 8765
@@ -25,10 +33,6 @@ FORMATS = ("json", "text", "csv-archive", "multi-file")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Formats whose payload is a tar.gz archive of files.
 ARCHIVE_FORMATS = ("csv-archive", "multi-file")
-
-
-class ConfigError(ValueError):
-    """A setting is missing, of the wrong type, or names something unknown."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +96,7 @@ class EmulatorConfig:
     presign_ttl: float = 900.0
     log_level: str = "INFO"
     limits: Limits = dataclasses.field(default_factory=Limits)
+    nvcf: NvcfConfig = dataclasses.field(default_factory=NvcfConfig)
 
     def __post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
@@ -163,16 +168,7 @@ def parse_app_argument(text: str) -> AppSpec:
 
 def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
     """An :class:`EmulatorConfig` from config-file style settings (unknown keys are an error)."""
-    unknown = set(data) - set(_SCALARS) - {"api_keys", "apps", "limits"}
-    if unknown:
-        raise ConfigError(f"unknown settings {sorted(unknown)}")
-    kwargs: dict[str, Any] = {}
-    for key, convert in _SCALARS.items():
-        if data.get(key) is not None:
-            try:
-                kwargs[key] = convert(data[key])
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"setting {key!r}: {exc}") from exc
+    kwargs = scalar_settings(data, _SCALARS, also_known=("api_keys", "apps", "limits", "nvcf"))
     if data.get("api_keys"):
         kwargs["api_keys"] = tuple(str(key) for key in data["api_keys"])
     apps = builtin_apps()
@@ -183,13 +179,15 @@ def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
         kwargs["limits"] = Limits(**{k: int(v) for k, v in (data.get("limits") or {}).items()})
     except TypeError as exc:
         raise ConfigError(f"limits: {exc}") from exc
+    kwargs["nvcf"] = nvcf_config_from_mapping(data.get("nvcf"))
     return EmulatorConfig(**kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider.emulator",
-        description="Local emulator of the Nextmv Cloud API (see docs/emulator.md).",
+        description="Local emulator of the Nextmv Cloud API and of NVIDIA cuOpt on NVCF "
+        "(see docs/emulator.md).",
     )
     add = parser.add_argument
     add("--host", help="address to listen on (default 127.0.0.1)")
@@ -217,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--queue-delay", type=float, metavar="SECONDS", help="minimum time a run stays queued (default 0)")
     add("--presign-ttl", type=float, metavar="SECONDS", help="lifetime of presigned URLs (default 900)")
     add("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    add_nvcf_arguments(parser)
     return parser
 
 
@@ -228,6 +227,7 @@ def load_config(argv: Sequence[str] | None = None) -> EmulatorConfig:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
+    merge_nvcf_arguments(args, settings)
     config = config_from_mapping(settings)
     for text in args.apps:
         app = parse_app_argument(text)

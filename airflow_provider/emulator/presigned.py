@@ -32,11 +32,12 @@ def new_upload(app: web.Application, api: str) -> tuple[str, str]:
     return upload_id, app[SIGNER].sign("PUT", f"{PREFIX}/{api}/uploads/{upload_id}")
 
 
-def download_url(app: web.Application, path: str) -> str:
-    """A presigned GET URL for the emulator ``path`` (which must start with ``/_presigned/``)."""
+def download_url(app: web.Application, path: str, *, ttl: float | None = None) -> str:
+    """A presigned GET URL for the emulator ``path`` (which must start with ``/_presigned/``),
+    valid for ``ttl`` seconds (default: ``--presign-ttl``)."""
     if not path.startswith(PREFIX + "/"):
         raise ValueError(f"{path!r} is not a presigned path")
-    return app[SIGNER].sign("GET", path)
+    return app[SIGNER].sign("GET", path, ttl=ttl)
 
 
 async def handle_upload(request: web.Request) -> web.Response:
@@ -44,19 +45,24 @@ async def handle_upload(request: web.Request) -> web.Response:
     app = request.app
     app[SIGNER].verify(request)
     api, upload_id = request.match_info["api"], request.match_info["upload_id"]
-    limit = app[CONFIG].limits.upload_bytes
+    await receive_upload(request, api, upload_key(api, upload_id), app[CONFIG].limits.upload_bytes)
+    return web.Response(status=200)
+
+
+async def receive_upload(request: web.Request, api: str, key: str, limit: int) -> int:
+    """Streams a verified presigned PUT's body into blob ``key`` (at most ``limit`` bytes) and counts
+    it as one of ``api``'s uploads; returns the size. For API-specific upload routes as well."""
+    app = request.app
     message = f"EntityTooLarge: an upload may be at most {limit:,} bytes"
     if request.content_length is not None and request.content_length > limit:
         raise too_large(message, limit, request.content_length)  # before reading a byte of the body
     try:
-        size = await app[STORE].write_stream(
-            upload_key(api, upload_id), request.content.iter_chunked(CHUNK_BYTES), limit
-        )
+        size = await app[STORE].write_stream(key, request.content.iter_chunked(CHUNK_BYTES), limit)
     except PayloadTooLarge:
         raise too_large(message, limit, None) from None
     app[STATS].incr(api, "uploads")
     app[STATS].incr(api, "upload_bytes", size)
-    return web.Response(status=200)
+    return size
 
 
 def send_download(request: web.Request, api: str, path: Path | None, content_type: str) -> web.StreamResponse:

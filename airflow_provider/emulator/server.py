@@ -1,8 +1,9 @@
 """The emulator's HTTP server: app factory, shared middleware, admin endpoints and the serve loop.
 
-The core knows nothing about Nextmv itself. It owns what every emulated API shares — API-key auth,
-JSON error bodies, the request log and counters, presigned URLs and blob storage — and each API
-module (``nextmv_api`` today) registers its routes and counters on the same application.
+The core knows nothing about Nextmv or NVCF itself. It owns what every emulated API shares — API-key
+auth, JSON error bodies, the request log and counters, presigned URLs and blob storage — and each API
+module (``nextmv_api``, ``nvcf_api``) registers its routes and counters on the same application.
+NVCF checks its own credentials (API keys or access tokens, with problem+json errors) per route.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-from airflow_provider.emulator import nextmv_api, presigned
+from airflow_provider.emulator import nextmv_api, nvcf_api, presigned
 from airflow_provider.emulator.app_keys import (
     CONFIG,
     PROTECTED_PREFIXES,
@@ -42,7 +43,7 @@ HEALTH_PATH = "/_emulator/health"
 _BODY_SLACK_BYTES = 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 5.0
 #: The emulated APIs; each ``setup(app)`` registers its routes, counters and auth prefixes.
-API_SETUPS = (nextmv_api.setup,)
+API_SETUPS = (nextmv_api.setup, nvcf_api.setup)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
 class Stats:
-    """Integer counters grouped by API (``"nextmv"``, later ``"nvcf"``), some keyed (per app, ...)."""
+    """Integer counters grouped by API (``"nextmv"``, ``"nvcf"``), some keyed (per app, ...), and
+    gauges: values read from the API's state when a snapshot is taken (not reset by :meth:`reset`)."""
 
     def __init__(self) -> None:
         self._declared: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._counters: dict[str, collections.Counter[str]] = {}
         self._keyed: dict[str, dict[str, collections.Counter[str]]] = {}
+        self._gauges: dict[str, dict[str, Callable[[], Any]]] = {}
 
-    def declare(self, api: str, counters: tuple[str, ...], keyed: tuple[str, ...] = ()) -> None:
+    def declare(
+        self,
+        api: str,
+        counters: tuple[str, ...],
+        keyed: tuple[str, ...] = (),
+        gauges: Mapping[str, Callable[[], Any]] | None = None,
+    ) -> None:
         """Registers an API's counters so that they show (as 0) before anything happens."""
         self._declared[api] = (counters, keyed)
         self._counters.setdefault(api, collections.Counter())
         self._keyed.setdefault(api, {name: collections.Counter() for name in keyed})
+        self._gauges[api] = dict(gauges or {})
 
     def incr(self, api: str, name: str, amount: int = 1) -> None:
         self._counters[api][name] += amount
@@ -37,6 +47,7 @@ class Stats:
             group: dict[str, Any] = {name: 0 for name in counters}
             group.update(self._counters[api])
             group.update({name: dict(self._keyed[api][name]) for name in keyed})
+            group.update({name: read() for name, read in self._gauges[api].items()})
             result[api] = group
         return result
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import ijson
 
-from airflow_provider.exceptions import ProtocolError, UnsafeArchiveError
+from airflow_provider.exceptions import MalformedResponseError, ProtocolError, UnsafeArchiveError
 from airflow_provider.protocol.cuopt import LARGE_RESULT_MEMBERS
 from airflow_provider.protocol.cuopt_results import ResultSummary, solver_outcome, summarize_result
 from airflow_provider.utils import archives, uris
@@ -97,7 +97,9 @@ def store_zip_result(
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as exc:
-        raise ProtocolError(f"NVCF large result for request {req_id} is not a valid zip: {exc}") from exc
+        raise MalformedResponseError(
+            f"NVCF large result for request {req_id} is not a valid zip: {exc}"
+        ) from exc
     builder = _SummaryBuilder()
     parser = ijson.parse_coro(builder)
     with archive:
@@ -119,7 +121,9 @@ def store_zip_result(
                 f"NVCF large result {name!r} of request {req_id} is not valid JSON: {exc}"
             ) from exc
         except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # truncated or corrupted download
-            raise ProtocolError(f"NVCF large result zip of request {req_id} is damaged: {exc}") from exc
+            raise MalformedResponseError(
+                f"NVCF large result zip of request {req_id} is damaged: {exc}"
+            ) from exc
     ok, message = solver_outcome(builder.summary)
     return StoredResult([uris.normalized(target)], ok, message)
 

@@ -8,12 +8,9 @@ call. Presigned asset uploads and result downloads go through a session without 
 from __future__ import annotations
 
 import base64
-import contextlib
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -28,20 +25,20 @@ from airflow_provider.exceptions import (
     ServiceHTTPError,
     ServiceUnavailableError,
 )
-from airflow_provider.hooks._cuopt_payload import PreparedProblem
-from airflow_provider.hooks._cuopt_results import StoredResult, store_inline_result, store_zip_result
+from airflow_provider.hooks._cuopt_transfer import SERVICE, CuOptTransfers
 from airflow_provider.protocol import cuopt as proto
-from airflow_provider.utils import uris
-from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT, USER_AGENT
-from airflow_provider.utils.payloads import StreamingBody
+from airflow_provider.utils.http import (
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    Answer,
+    parse_json_answer,
+)
 from airflow_provider.utils.redact import mask_secrets, redact_url
 from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
 from airflow_provider.utils.sync_http import call_with_retries, raise_for_status
 
-SERVICE = "NVCF"
 
-
-class CuOptHook(BaseHook):
+class CuOptHook(CuOptTransfers, BaseHook):
     """Talks to NVIDIA cuOpt on NVCF with an API key (SAK) or client credentials (JWT).
 
     Connection (type ``cuopt``): *password* = NVCF API key, or extras ``client_id`` /
@@ -126,7 +123,7 @@ class CuOptHook(BaseHook):
             what="token request",
             fn=fetch,
         )
-        token = proto.Token.from_token_response(_json(response, "token"), now)
+        token = proto.Token.from_token_response(parse_json_answer(response.content, SERVICE, "token"), now)
         mask_secrets(token.value)
         self._tokens.store(token, now)
         self.log.info("Obtained an NVCF access token valid for %.0fs", token.expires_at - now)
@@ -144,8 +141,9 @@ class CuOptHook(BaseHook):
         read_timeout: float | None = None,
         accept_envelope: bool = False,
         extra_headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """One API call with a fresh token and the shared retry policy.
+    ) -> Answer:
+        """One API call with a fresh token and the shared retry policy; the JSON body is parsed inside
+        the retry loop (a garbled read is retried, a garbled create is an ambiguous failure).
 
         A 401 with client credentials drops the cached token and tries once more with a new one.
         With ``accept_envelope``, an NVCF error answer that carries an envelope (``status``
@@ -155,7 +153,7 @@ class CuOptHook(BaseHook):
         url = self.settings.url(path)
         timeout = (self.timeout[0], read_timeout or self.timeout[1])
 
-        def attempt() -> requests.Response:
+        def attempt() -> Answer:
             for renew in (False, True):
                 headers = {"Authorization": f"Bearer {self.bearer_token()}", **(extra_headers or {})}
                 response = self.session.request(method, url, json=json_body, headers=headers, timeout=timeout)
@@ -163,10 +161,14 @@ class CuOptHook(BaseHook):
                     self.log.warning("NVCF rejected the access token (%s); fetching a new one", what)
                     self._tokens.invalidate()
                     continue
-                if accept_envelope and _is_error_envelope(response):
-                    return response
-                raise_for_status(response, SERVICE, method, f"/{path}")
-                return response
+                payload = None
+                if response.status_code < 400 or accept_envelope:
+                    payload = parse_json_answer(response.content, SERVICE, what)
+                if response.status_code >= 400 and not (
+                    accept_envelope and proto.is_error_envelope(response.status_code, payload)
+                ):
+                    raise_for_status(response, SERVICE, method, f"/{path}")
+                return Answer(response.status_code, response.headers, payload)
             raise AssertionError("unreachable")  # pragma: no cover
 
         return call_with_retries(
@@ -175,9 +177,7 @@ class CuOptHook(BaseHook):
 
     # ------------------------------------------------------------------------------------ functions
     def list_functions(self) -> list[dict[str, Any]]:
-        payload = _json(
-            self._call("GET", proto.FUNCTIONS_PATH, idempotent=True, what="list functions"), "functions"
-        )
+        payload = self._call("GET", proto.FUNCTIONS_PATH, idempotent=True, what="list functions").payload
         functions = payload.get("functions") if isinstance(payload, Mapping) else None
         if not isinstance(functions, list):
             raise ProtocolError(f"NVCF function list has no 'functions' array: {str(payload)[:300]}")
@@ -200,91 +200,7 @@ class CuOptHook(BaseHook):
         return chosen
 
     # ------------------------------------------------------------------------------------ assets
-    def create_asset(self) -> tuple[str, str]:
-        body = {"contentType": proto.ASSET_CONTENT_TYPE, "description": proto.ASSET_DESCRIPTION}
-        payload = _json(
-            self._call("POST", proto.ASSETS_PATH, idempotent=False, what="create asset", json_body=body),
-            "asset",
-        )
-        payload = payload if isinstance(payload, dict) else {}
-        asset_id, upload_url = payload.get("assetId"), payload.get("uploadUrl")
-        if not isinstance(asset_id, str) or not isinstance(upload_url, str):
-            raise ProtocolError(
-                f"NVCF asset creation returned no assetId/uploadUrl: {str(payload.keys())[:200]}"
-            )
-        return asset_id, upload_url
-
-    def upload_asset(self, upload_url: str, path: Path, size: int, what: str) -> None:
-        """Stream a staged asset file to its presigned URL with the headers NVCF signs."""
-        headers = {
-            "Content-Type": proto.ASSET_CONTENT_TYPE,
-            "x-amz-meta-nvcf-asset-description": proto.ASSET_DESCRIPTION,
-        }
-        started = time.monotonic()
-        with open(path, "rb") as f:
-            body = StreamingBody(iter(lambda: f.read(uris.CHUNK_SIZE), b""), size, what)
-            response = self.transfer_session.put(
-                upload_url, data=body, headers=headers, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT)
-            )
-        raise_for_status(response, SERVICE, "PUT", redact_url(upload_url))
-        elapsed = max(time.monotonic() - started, 1e-6)
-        self.log.info(
-            "Uploaded asset (%s bytes) in %.1fs (%.1f MB/s)", f"{size:,}", elapsed, size / elapsed / 1e6
-        )
-
-    def delete_asset(self, asset_id: str) -> bool:
-        """Delete an asset; an asset that is already gone counts as deleted."""
-        try:
-            self._call("DELETE", proto.asset_path(asset_id), idempotent=True, what="delete asset")
-        except ServiceHTTPError as exc:
-            if exc.status_code != 404:
-                raise
-        self.log.info("Deleted NVCF asset %s", asset_id)
-        return True
-
-    def delete_asset_best_effort(self, asset_id: str | None) -> bool:
-        if not asset_id:
-            return True
-        try:
-            return self.delete_asset(asset_id)
-        except Exception as exc:  # never mask the solve's own outcome; NVCF expires assets after 24 h
-            self.log.warning("Could not delete NVCF asset %s (NVCF removes it after 24 h): %s", asset_id, exc)
-            return False
-
     # ------------------------------------------------------------------------------------ solving
-    def submit(
-        self,
-        prepared: PreparedProblem,
-        function: tuple[str, str],
-        *,
-        poll_seconds: int = proto.DEFAULT_POLL_SECONDS,
-        action: str | None = None,
-        on_asset: Callable[[str], None] | None = None,
-    ) -> tuple[proto.Invocation, str | None]:
-        """Upload the asset if needed, then invoke; returns the first answer and the asset id.
-
-        ``on_asset`` is called as soon as an asset exists, so the caller can clean it up whatever
-        happens next.
-        """
-        asset_id = None
-        if prepared.is_asset:
-            asset_id, upload_url = self.create_asset()
-            if on_asset:
-                on_asset(asset_id)
-            self.log.info(
-                "Uploading %s as NVCF asset %s (%s bytes zlib-compressed from %s)",
-                prepared.what,
-                asset_id,
-                f"{prepared.asset_size:,}",
-                f"{prepared.raw_size:,}",
-            )
-            assert prepared.asset_path is not None
-            self.upload_asset(upload_url, prepared.asset_path, prepared.asset_size, prepared.what)
-        body = proto.invoke_body(
-            data=prepared.data, asset_id=asset_id, poll_seconds=poll_seconds, action=action
-        )
-        return self.invoke(function, body, poll_seconds), asset_id
-
     def invoke(
         self, function: tuple[str, str], body: Mapping[str, Any], poll_seconds: int
     ) -> proto.Invocation:
@@ -298,7 +214,7 @@ class CuOptHook(BaseHook):
             read_timeout=poll_seconds + 30,
             accept_envelope=True,
         )
-        return self._interpret(response, "invoke")
+        return self._interpret(response)
 
     def poll(self, req_id: str, poll_seconds: int = proto.DEFAULT_POLL_SECONDS) -> proto.Invocation:
         """Long-poll the status of a request (NVCF holds the call up to ``poll_seconds``)."""
@@ -319,43 +235,10 @@ class CuOptHook(BaseHook):
                     "(NVCF delivers a result only once) or the request expired."
                 ) from exc
             raise
-        return self._interpret(response, "status")
+        return self._interpret(response)
 
-    def _interpret(self, response: requests.Response, what: str) -> proto.Invocation:
-        return proto.interpret(
-            response.status_code, _json(response, what), req_id_header=response.headers.get("NVCF-REQID")
-        )
-
-    def store_result(self, invocation: proto.Invocation, output_uri: str) -> StoredResult:
-        """Persist a fulfilled request's result at ``output_uri`` (inline JSON or the large-result zip)."""
-        if invocation.response_reference is None:
-            return store_inline_result(invocation.response, output_uri, invocation.req_id)
-        with self._downloaded(invocation.response_reference) as zip_path:
-            return store_zip_result(zip_path, output_uri, invocation.req_id)
-
-    @contextlib.contextmanager
-    def _downloaded(self, url: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="cuopt-result-") as tmp:
-            path = Path(tmp) / "result.zip"
-
-            def download() -> None:
-                with self.transfer_session.get(
-                    url, stream=True, timeout=(self.timeout[0], TRANSFER_READ_TIMEOUT)
-                ) as r:
-                    raise_for_status(r, SERVICE, "GET", redact_url(url))
-                    with open(path, "wb") as out:
-                        for chunk in r.iter_content(uris.CHUNK_SIZE):
-                            out.write(chunk)
-
-            call_with_retries(
-                self.retry_policy,
-                idempotent=True,
-                logger=self.log,
-                service=SERVICE,
-                what="download large result",
-                fn=download,
-            )
-            yield path
+    def _interpret(self, answer: Answer) -> proto.Invocation:
+        return proto.interpret(answer.status, answer.payload, req_id_header=answer.headers.get("NVCF-REQID"))
 
     def outcome_event(
         self, invocation: proto.Invocation, asset_id: str | None, output_uri: str
@@ -411,19 +294,3 @@ class CuOptHook(BaseHook):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _json(response: requests.Response, what: str) -> Any:
-    import json
-
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise ProtocolError(f"NVCF returned malformed JSON for {what}: {exc}") from exc
-
-
-def _is_error_envelope(response: requests.Response) -> bool:
-    if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
-        return False
-    try:
-        return proto.is_error_envelope(response.status_code, response.json())
-    except ValueError:
-        return False

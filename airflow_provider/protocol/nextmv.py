@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider.exceptions import InvalidInputError, ProtocolError
+from airflow_provider.exceptions import InvalidInputError, MalformedResponseError, ProtocolError
 from airflow_provider.utils.http import TLSSettings
 
 DEFAULT_ENDPOINT = "https://api.cloud.nextmv.io"
@@ -233,7 +233,7 @@ def parse_json_body(body: bytes | str, what: str) -> Any:
     try:
         return json.loads(body)
     except ValueError as exc:
-        raise ProtocolError(f"Nextmv returned malformed JSON for {what}: {exc}") from exc
+        raise MalformedResponseError(f"Nextmv returned malformed JSON for {what}: {exc}") from exc
 
 
 def require_str(payload: Any, key: str, what: str) -> str:

@@ -1,4 +1,4 @@
-"""Start the local Nextmv Cloud emulator as a subprocess, for tests and demos.
+"""Start the local Nextmv Cloud / NVCF (cuOpt) emulator as a subprocess, for tests and demos.
 
 Standard library and ``requests`` only: test conftests and the Airflow demo launcher import this
 without pulling in aiohttp or solvers.
@@ -7,6 +7,10 @@ without pulling in aiohttp or solvers.
         client = nextmv.cloud.Client(api_key=emulator.api_key, url=emulator.url)
         ...
         assert emulator.stats()["nextmv"]["uploads"] == 1
+
+    with EmulatorProcess(clients={"my-client": "my-secret"}) as emulator:
+        # NVCF at emulator.url + "/v2/nvcf", client-credentials tokens from emulator.token_url
+        assert emulator.stats()["nvcf"]["assets_live"] == []
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import requests
+
+from airflow_provider.emulator.nvcf_config import DEFAULT_CLIENTS  # standard library only
 
 _LOG_TAIL_BYTES = 8000
 
@@ -38,6 +44,7 @@ class EmulatorProcess:
         *,
         api_keys: Sequence[str] = ("test-api-key",),
         apps: dict[str, str] | None = None,
+        clients: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         data_dir: str | Path | None = None,
         log_path: str | Path | None = None,
@@ -47,6 +54,7 @@ class EmulatorProcess:
             raise ValueError("at least one API key is needed")
         self._api_keys = tuple(api_keys)
         self._apps = dict(apps or {})
+        self._clients = dict(clients) if clients else None  # None: the emulator's default client
         self._extra_args = tuple(extra_args)
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._log_path = Path(log_path) if log_path is not None else None
@@ -66,6 +74,8 @@ class EmulatorProcess:
             args += ["--api-key", key]
         for app_id, command in self._apps.items():
             args += ["--app", f"{app_id}={command}"]
+        for client_id, secret in (self._clients or {}).items():
+            args += ["--client", f"{client_id}:{secret}"]
         if self._data_dir is not None:
             args += ["--data-dir", str(self._data_dir)]
         return args + list(self._extra_args)
@@ -155,6 +165,21 @@ class EmulatorProcess:
         return self._api_keys[0]
 
     @property
+    def nvcf_url(self) -> str:
+        """Base of the NVCF API (``CUOPT_API_URL`` for the cuOpt thin client)."""
+        return f"{self.url}/v2/nvcf"
+
+    @property
+    def token_url(self) -> str:
+        """The client-credentials token endpoint (``CUOPT_AUTH_URL``)."""
+        return f"{self.url}/token"
+
+    @property
+    def clients(self) -> dict[str, str]:
+        """Client id -> secret accepted by the token endpoint (default: emulator-client:emulator-secret)."""
+        return dict(self._clients or DEFAULT_CLIENTS)
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -183,7 +208,8 @@ class EmulatorProcess:
         return response.json()
 
     def stats(self) -> dict:
-        """``GET /_emulator/stats``: counters per API, e.g. ``stats()["nextmv"]["uploads"]``."""
+        """``GET /_emulator/stats``: counters per API, e.g. ``stats()["nextmv"]["uploads"]``,
+        ``stats()["nvcf"]["invocations"]``."""
         return self._admin("GET", "stats")
 
     def requests_log(self, limit: int = 1000) -> list[dict]:

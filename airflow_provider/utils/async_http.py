@@ -6,25 +6,16 @@ trigger and a worker report the same failure the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from airflow_provider.exceptions import ProtocolError, ServiceHTTPError, ServiceUnavailableError
-from airflow_provider.utils.http import error_detail, parse_retry_after
+from airflow_provider.exceptions import ServiceHTTPError, ServiceUnavailableError
+from airflow_provider.utils.http import Answer, error_detail, parse_json_answer, parse_retry_after
 from airflow_provider.utils.redact import redact_text
 from airflow_provider.utils.retry import RetryPolicy, async_retrying
-
-
-@dataclass(frozen=True)
-class AsyncAnswer:
-    status: int
-    headers: Mapping[str, str]
-    payload: Any
 
 
 async def request_json(
@@ -45,7 +36,7 @@ async def request_json(
     json_body: Any = None,
     form: Mapping[str, str] | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
-) -> AsyncAnswer:
+) -> Answer:
     """One call under the shared retry policy; JSON body parsed (empty body → ``{}``).
 
     :param headers: awaited before every attempt (fresh tokens).
@@ -54,7 +45,7 @@ async def request_json(
     :param accept: lets an error status with a meaningful body through (NVCF error envelopes).
     """
 
-    async def attempt() -> AsyncAnswer:
+    async def attempt() -> Answer:
         renewed = False
         while True:
             extra = {**(static_headers or {}), **(await headers() if headers else {})}
@@ -66,7 +57,7 @@ async def request_json(
             if status == 401 and on_unauthorized is not None and not renewed and await on_unauthorized():
                 renewed = True
                 continue
-            payload = _parse(body, service, what) if status < 400 or accept else None
+            payload = parse_json_answer(body, service, what) if status < 400 or accept else None
             if status >= 400 and not (accept and accept(status, payload)):
                 raise ServiceHTTPError(
                     service,
@@ -76,7 +67,7 @@ async def request_json(
                     error_detail(body),
                     retry_after=parse_retry_after(resp_headers.get("Retry-After")),
                 )
-            return AsyncAnswer(status, resp_headers, payload)
+            return Answer(status, resp_headers, payload)
 
     try:
         async for retry in async_retrying(
@@ -89,15 +80,6 @@ async def request_json(
             f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _parse(body: bytes, service: str, what: str) -> Any:
-    if not body.strip():
-        return {}
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ProtocolError(f"{service} returned malformed JSON for {what}: {exc}") from exc
 
 
 def ssl_option(verify: bool, ca_bundle: str | None) -> Any:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider import __version__
 
@@ -72,3 +74,24 @@ def error_detail(body: bytes | str, limit: int = 1000) -> str:
         if parts:
             return ": ".join(dict.fromkeys(parts))[:limit]
     return text[:limit]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A parsed HTTP answer: status, headers and JSON payload (``{}`` for an empty body)."""
+
+    status: int
+    headers: Mapping[str, str]
+    payload: Any
+
+
+def parse_json_answer(body: bytes, service: str, what: str) -> Any:
+    """JSON of a response body; garbled bodies raise :class:`MalformedResponseError` (retryable reads)."""
+    from airflow_provider.exceptions import MalformedResponseError
+
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise MalformedResponseError(f"{service} returned malformed JSON for {what}: {exc}") from exc

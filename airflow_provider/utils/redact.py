@@ -41,7 +41,7 @@ def mask_secrets(*values: str | None) -> None:
     except ImportError:  # pragma: no cover - very old Airflow
         return
     for value in values:
-        if value and len(value) >= 4:
+        if value and len(value) >= 5:  # Airflow refuses (and warns about) shorter secrets
             mask_secret(value)
 
 

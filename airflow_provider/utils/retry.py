@@ -19,7 +19,7 @@ from typing import Any
 
 import tenacity
 
-from airflow_provider.exceptions import ServiceHTTPError
+from airflow_provider.exceptions import MalformedResponseError, ServiceHTTPError
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 #: Statuses meaning "not processed": safe to re-send even a non-idempotent request.
@@ -86,7 +86,7 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
         return exc.status_code in NOT_PROCESSED_STATUS
     if _request_never_sent(exc):
         return True
-    return idempotent and _transient_transport_error(exc)
+    return idempotent and (_transient_transport_error(exc) or isinstance(exc, MalformedResponseError))
 
 
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
@@ -162,3 +162,20 @@ def is_ambiguous(exc: BaseException) -> bool:
     """
     cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, ServiceHTTPError) else exc
     return is_retryable(cause, idempotent=True) and not is_retryable(cause, idempotent=False)
+
+
+#: Whole-transfer attempts (presigned upload/download), each restarted from the beginning.
+TRANSFER_ATTEMPTS = 3
+
+
+def is_transfer_retryable(exc: BaseException) -> bool:
+    """Worth restarting a presigned upload/download from scratch (with a fresh URL)?
+
+    Transport failures mid-stream, 5xx/429/408, and 403: presigned URLs answer 403 when they have
+    expired, which a new URL cures. Anything about the payload itself (InvalidInputError...) is not.
+    """
+    from airflow_provider.exceptions import ServiceUnavailableError
+
+    if isinstance(exc, ServiceHTTPError):
+        return exc.status_code in RETRYABLE_STATUS | {403, 408}
+    return isinstance(exc, (ServiceUnavailableError, MalformedResponseError))

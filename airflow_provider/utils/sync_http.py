@@ -54,3 +54,20 @@ def call_with_retries(
             f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}"
         ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def transfer_error(service: str, what: str, exc: BaseException) -> ServiceUnavailableError:
+    """A transport failure of a presigned transfer, with every URL in the message redacted."""
+    return ServiceUnavailableError(
+        f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}"
+    )
+
+
+#: What a streamed presigned transfer can raise mid-body (requests wraps only some of it).
+STREAM_ERRORS: tuple[type[BaseException], ...] = (requests.RequestException, OSError)
+try:  # urllib3 raises its own errors when the raw body is read directly
+    from urllib3.exceptions import HTTPError as _Urllib3Error
+
+    STREAM_ERRORS = (*STREAM_ERRORS, _Urllib3Error)
+except ImportError:  # pragma: no cover
+    pass

@@ -80,6 +80,10 @@ class InputSource:
     fileobj: BinaryIO
     size: int
 
+    def rewind(self) -> None:
+        """Back to the first byte, to restart a transfer (every source here is seekable)."""
+        self.fileobj.seek(0)
+
     def chunks(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         while chunk := self.fileobj.read(chunk_size):
             yield chunk

@@ -1,7 +1,8 @@
 """Fixtures for the emulator tests: real emulator processes on real sockets, nothing mocked.
 
 One emulator (``emulator``) serves the whole folder; tests that need other settings (limits, TTLs,
-parallelism) start their own through ``start_emulator``.
+parallelism) start their own through ``start_emulator``. NVCF tests use ``nvcf`` (the shared emulator)
+and ``nvcf_tight`` (a second one with short lifetimes, a pending phase and small limits).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import requests
 from nextmv import PollingOptions
 
+from airflow_provider.testing.cuopt import NvcfClient
 from airflow_provider.testing.emulator import EmulatorProcess
 
 PY = shlex.quote(sys.executable)
@@ -156,3 +158,36 @@ def start_emulator(tmp_path) -> Iterator[Callable[..., EmulatorProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+# -- NVCF / cuOpt ---------------------------------------------------------------------------------------
+#: Settings of the ``nvcf_tight`` emulator: short token and upload-URL lifetimes, a pending phase of
+#: one second for every request, and small size limits, so that expiry, polling and the large-result
+#: path can be tested quickly.
+NVCF_TIGHT = {
+    "token_ttl": 2,
+    "queue_delay": 1.0,
+    "max_inline_result": 4096,
+    "asset_url_ttl": 1,
+    "asset_max_bytes": 1_000_000,
+    "max_request_bytes": 200_000,
+}
+
+
+@pytest.fixture
+def nvcf(emulator: EmulatorProcess) -> NvcfClient:
+    """NVCF calls with the API key of the shared emulator."""
+    return NvcfClient(emulator.url, emulator.api_key)
+
+
+@pytest.fixture(scope="session")
+def nvcf_tight_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    config = tmp_path_factory.mktemp("nvcf") / "tight.json"
+    config.write_text(json.dumps({"nvcf": NVCF_TIGHT}))
+    with EmulatorProcess(extra_args=("--config", str(config))) as process:
+        yield process
+
+
+@pytest.fixture
+def nvcf_tight(nvcf_tight_emulator: EmulatorProcess) -> NvcfClient:
+    return NvcfClient(nvcf_tight_emulator.url, nvcf_tight_emulator.api_key)

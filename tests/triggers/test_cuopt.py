@@ -23,7 +23,7 @@ TINY = {
 def pending_emulator():
     from airflow_provider.testing.emulator import EmulatorProcess
 
-    with EmulatorProcess(api_keys=("k-p",), extra_args=("--nvcf-queue-delay", "2")) as emu:
+    with EmulatorProcess(api_keys=("k-p",), extra_args=("--nvcf-queue-delay", "5")) as emu:
         yield emu
 
 
