@@ -24,6 +24,7 @@ from airflow_provider.exceptions import RequestGoneError, ServiceHTTPError, Serv
 from airflow_provider.hooks._cuopt_results import StoredResult, store_inline_result, store_zip_result
 from airflow_provider.protocol import cuopt as proto
 from airflow_provider.utils import uris
+from airflow_provider.utils import async_sessions
 from airflow_provider.utils.async_http import request_json, ssl_option
 from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT, USER_AGENT
 from airflow_provider.utils.redact import mask_secrets, redact_text, redact_url
@@ -49,6 +50,7 @@ class CuOptAsyncHook:
         self._settings: proto.CuOptSettings | None = None
         self._session: aiohttp.ClientSession | None = None
         self._transfer: aiohttp.ClientSession | None = None
+        self._keys: tuple = ()
         self._tokens = proto.TokenCache()
         self._token_lock = asyncio.Lock()
 
@@ -66,28 +68,43 @@ class CuOptAsyncHook:
         return self._settings
 
     async def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
-        if self._session is None or self._session.closed:
+        """The loop-wide shared API and transfer sessions for this endpoint (``utils/async_sessions.py``).
+
+        Long polls hold a connection for up to their window, so the API pool is not capped per host;
+        presigned downloads use a separate session that never carries credentials.
+        """
+        if self._session is None or self._transfer is None:
             settings = await self.settings()
             ssl = await asyncio.to_thread(ssl_option, settings.tls.verify, settings.tls.ca_bundle)
-            timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1])
-            self._session = aiohttp.ClientSession(
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout=timeout,
-                connector=aiohttp.TCPConnector(ssl=ssl, limit_per_host=8),
+            self._keys = (
+                ("nvcf-api", settings.endpoint, settings.tls, self.timeout),
+                ("nvcf-transfer", settings.tls),
             )
-            # presigned downloads: a separate session that never carries credentials
-            self._transfer = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=TRANSFER_READ_TIMEOUT),
-                connector=aiohttp.TCPConnector(ssl=ssl),
-            )
-        assert self._transfer is not None
+
+            def api() -> aiohttp.ClientSession:
+                return aiohttp.ClientSession(
+                    headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                    timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1]),
+                    connector=aiohttp.TCPConnector(ssl=ssl, limit=0, limit_per_host=0, keepalive_timeout=60),
+                )
+
+            def transfer() -> aiohttp.ClientSession:
+                return aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(
+                        sock_connect=self.timeout[0], sock_read=TRANSFER_READ_TIMEOUT
+                    ),
+                    connector=aiohttp.TCPConnector(ssl=ssl),
+                )
+
+            self._session = async_sessions.acquire(self._keys[0], api)
+            self._transfer = async_sessions.acquire(self._keys[1], transfer)
         return self._session, self._transfer
 
     async def close(self) -> None:
-        for session in (self._session, self._transfer):
-            if session is not None:
-                await session.close()
-        self._session = self._transfer = None
+        if self._session is not None:
+            self._session = self._transfer = None
+            for key in self._keys:
+                await async_sessions.release(key)
 
     async def __aenter__(self) -> CuOptAsyncHook:
         return self

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from airflow_provider.protocol import nextmv as proto
+from airflow_provider.utils import async_sessions
 from airflow_provider.utils.async_http import request_json, ssl_option
 from airflow_provider.utils.http import DEFAULT_TIMEOUT
 from airflow_provider.utils.redact import mask_secrets
@@ -39,6 +40,7 @@ class NextmvAsyncHook:
         self.timeout = timeout
         self._settings: proto.NextmvSettings | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._key: tuple | None = None
 
     async def settings(self) -> proto.NextmvSettings:
         if self._settings is None:
@@ -54,20 +56,27 @@ class NextmvAsyncHook:
         return self._settings
 
     async def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        """The loop-wide shared session for these settings (see ``utils/async_sessions.py``)."""
+        if self._session is None:
             settings = await self.settings()
             ssl = await asyncio.to_thread(ssl_option, settings.tls.verify, settings.tls.ca_bundle)
-            self._session = aiohttp.ClientSession(
-                headers=settings.headers,
-                timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1]),
-                connector=aiohttp.TCPConnector(ssl=ssl, limit_per_host=8),
-            )
+            self._key = ("nextmv", settings, self.timeout)
+
+            def factory() -> aiohttp.ClientSession:
+                return aiohttp.ClientSession(
+                    headers=settings.headers,
+                    timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1]),
+                    # status polls are short: a small pool of kept-alive connections serves many waits
+                    connector=aiohttp.TCPConnector(ssl=ssl, limit_per_host=32, keepalive_timeout=60),
+                )
+
+            self._session = async_sessions.acquire(self._key, factory)
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
             self._session = None
+            await async_sessions.release(self._key)
 
     async def __aenter__(self) -> NextmvAsyncHook:
         return self

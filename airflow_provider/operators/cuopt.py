@@ -12,11 +12,10 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider.events.cuopt import CuOptSolveEvent
 from airflow_provider.hooks._cuopt_payload import prepare_problem
-from airflow_provider.hooks.cuopt import CuOptHook
 from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS
-from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 
 if TYPE_CHECKING:
+    from airflow_provider.hooks.cuopt import CuOptHook
     from airflow.providers.common.compat.sdk import Context
 
 #: NVCF caps a request end to end at one hour (then 408).
@@ -87,7 +86,7 @@ class CuOptSolveOperator(BaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         timeout: float | timedelta | None = None,
-        cuopt_conn_id: str = CuOptHook.default_conn_name,
+        cuopt_conn_id: str = "cuopt_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -113,6 +112,8 @@ class CuOptSolveOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> CuOptHook:
+        from airflow_provider.hooks.cuopt import CuOptHook  # lazy: keeps DAG parsing fast
+
         return CuOptHook(self.cuopt_conn_id)
 
     def execute(self, context: Context) -> str:
@@ -146,6 +147,8 @@ class CuOptSolveOperator(BaseOperator):
         if not self.wait_for_completion:
             return req_id
         if self.deferrable:
+            from airflow_provider.triggers.cuopt import CuOptSolveTrigger
+
             self.defer(
                 trigger=CuOptSolveTrigger(
                     req_id=req_id,

@@ -12,9 +12,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, 
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
 from airflow_provider.exceptions import ServiceHTTPError
-from airflow_provider.hooks.nextmv import NextmvHook
 from airflow_provider.protocol.nextmv import INPUT_FORMATS, RunStatus, run_status, task_marker
-from airflow_provider.triggers.nextmv import NextmvRunTrigger
 from airflow_provider.utils import resume
 from airflow_provider.utils.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
@@ -23,6 +21,7 @@ from airflow_provider.utils.polling import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider.hooks.nextmv import NextmvHook
     from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
 
 DEFAULT_TIMEOUT = timedelta(days=7)
@@ -117,7 +116,7 @@ class NextmvRunOperator(BaseOperator):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         timeout: float | timedelta | None = None,
         output_uri: str | None = None,
-        nextmv_conn_id: str = NextmvHook.default_conn_name,
+        nextmv_conn_id: str = "nextmv_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +147,8 @@ class NextmvRunOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> NextmvHook:
+        from airflow_provider.hooks.nextmv import NextmvHook  # lazy: keeps DAG parsing fast
+
         return NextmvHook(self.nextmv_conn_id)
 
     def execute(self, context: Context) -> str:
@@ -161,6 +162,8 @@ class NextmvRunOperator(BaseOperator):
         if self.deferrable:
             event = event_from_metadata(self.app_id, run_id, self.hook.get_run_metadata(self.app_id, run_id))
             if event is None:  # only defer when there is something to wait for
+                from airflow_provider.triggers.nextmv import NextmvRunTrigger
+
                 self.defer(
                     trigger=NextmvRunTrigger(
                         app_id=self.app_id,

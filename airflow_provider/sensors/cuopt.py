@@ -11,12 +11,10 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
 from airflow_provider.exceptions import RequestGoneError
-from airflow_provider.hooks._cuopt_results import already_stored
-from airflow_provider.hooks.cuopt import CuOptHook
 from airflow_provider.protocol.cuopt import MAX_POLL_SECONDS
-from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 
 if TYPE_CHECKING:
+    from airflow_provider.hooks.cuopt import CuOptHook
     from airflow.providers.common.compat.sdk import Context
 
 
@@ -53,7 +51,7 @@ class CuOptSolveSensor(BaseSensorOperator):
         asset_id: str | None = None,
         poll_seconds: int = 10,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        cuopt_conn_id: str = CuOptHook.default_conn_name,
+        cuopt_conn_id: str = "cuopt_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,11 +68,15 @@ class CuOptSolveSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> CuOptHook:
+        from airflow_provider.hooks.cuopt import CuOptHook  # lazy: keeps DAG parsing fast
+
         return CuOptHook(self.cuopt_conn_id)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        from airflow_provider.triggers.cuopt import CuOptSolveTrigger
+
         self.defer(
             trigger=CuOptSolveTrigger(
                 req_id=self.req_id,
@@ -93,6 +95,8 @@ class CuOptSolveSensor(BaseSensorOperator):
         try:
             invocation = self.hook.poll(self.req_id, self.poll_seconds)
         except RequestGoneError:
+            from airflow_provider.hooks._cuopt_results import already_stored
+
             paths = already_stored(self.output_uri, self.req_id)
             if not paths:
                 raise

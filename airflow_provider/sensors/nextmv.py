@@ -16,8 +16,6 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
-from airflow_provider.hooks.nextmv import NextmvHook
-from airflow_provider.triggers.nextmv import NextmvRunTrigger
 from airflow_provider.utils.polling import (
     DEFAULT_MAX_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
@@ -25,6 +23,7 @@ from airflow_provider.utils.polling import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider.hooks.nextmv import NextmvHook
     from airflow.providers.common.compat.sdk import Context
 
 
@@ -59,7 +58,7 @@ class NextmvRunSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
-        nextmv_conn_id: str = NextmvHook.default_conn_name,
+        nextmv_conn_id: str = "nextmv_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
@@ -74,6 +73,8 @@ class NextmvRunSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> NextmvHook:
+        from airflow_provider.hooks.nextmv import NextmvHook  # lazy: keeps DAG parsing fast
+
         return NextmvHook(self.nextmv_conn_id)
 
     def execute(self, context: Context) -> Any:
@@ -90,6 +91,8 @@ class NextmvRunSensor(BaseSensorOperator):
         )
         if event is not None:
             return self._complete(event)
+        from airflow_provider.triggers.nextmv import NextmvRunTrigger
+
         self.defer(
             trigger=NextmvRunTrigger(
                 app_id=self.app_id,

@@ -1,0 +1,60 @@
+"""aiohttp sessions shared by every hook on one event loop.
+
+The triggerer runs all triggers in one event loop; a session (and its connection pool) per trigger
+would mean a thousand pools and a thousand TLS handshakes for a thousand waits. Hooks instead
+acquire a session for their settings from this registry and release it when done; the session is
+closed when its last user releases it. Keys include the credentials that sessions carry in their
+default headers, so connections with different API keys never share a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+import aiohttp
+
+
+@dataclass
+class _Entry:
+    session: aiohttp.ClientSession
+    users: int
+
+
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Entry]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _entries() -> dict[Hashable, _Entry]:
+    loop = asyncio.get_running_loop()
+    return _REGISTRY.setdefault(loop, {})
+
+
+def acquire(key: Hashable, factory: Callable[[], aiohttp.ClientSession]) -> aiohttp.ClientSession:
+    """The shared session for ``key`` on the running loop, created by ``factory`` if needed."""
+    entries = _entries()
+    entry = entries.get(key)
+    if entry is None or entry.session.closed:
+        entry = entries[key] = _Entry(factory(), 0)
+    entry.users += 1
+    return entry.session
+
+
+async def release(key: Hashable) -> None:
+    """Give back one use of ``key``'s session; the last user closes it."""
+    entries = _entries()
+    entry = entries.get(key)
+    if entry is None:
+        return
+    entry.users -= 1
+    if entry.users <= 0:
+        del entries[key]
+        await entry.session.close()
+
+
+def open_sessions() -> int:
+    """How many shared sessions are open on the running loop (for tests and benchmarks)."""
+    return sum(not e.session.closed for e in _entries().values())
