@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider.events.cuopt import CuOptSolveEvent
+from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
+from airflow_provider.exceptions import RequestGoneError
 from airflow_provider.hooks._cuopt_payload import prepare_problem
-from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS
+from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS, Invocation
+from airflow_provider.utils import resume
 
 if TYPE_CHECKING:
     from airflow_provider.hooks.cuopt import CuOptHook
@@ -22,6 +25,18 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = timedelta(hours=1)
 #: Task-state-store key (Airflow 3.3+) under which the request is remembered across tries.
 REQUEST_STATE_KEY = "cuopt_request"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An earlier try's request whose result is already stored (NVCF now answers 404 for it)."""
+
+    req_id: str
+    paths: tuple[str, ...]
+
+    @property
+    def pending(self) -> bool:
+        return False
 
 
 def _seconds(timeout: float | timedelta | None) -> float:
@@ -118,32 +133,12 @@ class CuOptSolveOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         deadline = time.time() + self.timeout
-        with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
-            function = self.hook.resolve_function(
-                self.function_id, self.function_name, self.function_version_id
-            )
-            try:
-                invocation, asset_id = self.hook.submit(
-                    prepared,
-                    function,
-                    poll_seconds=self.poll_seconds,
-                    action=self.action,
-                    on_asset=self._remember_asset,
-                )
-            except BaseException:
-                self.hook.delete_asset_best_effort(self.asset_id)
-                raise
+        invocation, asset_id = self._reattach(context) or self._submit(context)
         req_id = invocation.req_id
-        self.log.info("NVCF request %s accepted (asset %s)", req_id, asset_id)
-        store = context.get("task_state_store")
-        if store is not None:
-            store.set(
-                REQUEST_STATE_KEY, {"req_id": req_id, "asset_id": asset_id, "output_uri": self.output_uri}
-            )
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
         if not invocation.pending:  # answered within the first poll window
-            return self._complete(context, self.hook.outcome_event(invocation, asset_id, self.output_uri))
+            return self._complete(context, self._event(invocation, asset_id))
         if not self.wait_for_completion:
             return req_id
         if self.deferrable:
@@ -166,6 +161,61 @@ class CuOptSolveOperator(BaseOperator):
         )
         return self._complete(context, event)
 
+    def _submit(self, context: Context) -> tuple[Invocation, str | None]:
+        with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
+            function = self.hook.resolve_function(
+                self.function_id, self.function_name, self.function_version_id
+            )
+            try:
+                invocation, asset_id = self.hook.submit(
+                    prepared,
+                    function,
+                    poll_seconds=self.poll_seconds,
+                    action=self.action,
+                    on_asset=self._remember_asset,
+                )
+            except BaseException:
+                self.hook.delete_asset_best_effort(self.asset_id)
+                raise
+        self.log.info("NVCF request %s accepted (asset %s)", invocation.req_id, asset_id)
+        record = {"req_id": invocation.req_id, "asset_id": asset_id, "output_uri": self.output_uri}
+        resume.remember(context, REQUEST_STATE_KEY, record)
+        return invocation, asset_id
+
+    def _reattach(self, context: Context) -> tuple[Invocation | Stored, str | None] | None:
+        """The request an earlier try of this task left in flight, if it can still deliver.
+
+        A quick status poll tells: still pending → keep waiting for it; finished → its answer (stored
+        at once); 404 → its result was already handed out: picked up from ``output_uri`` if that try
+        stored it, otherwise it is lost and a new request is submitted.
+        """
+        record = resume.in_flight(context, REQUEST_STATE_KEY)
+        if record is None or record.get("output_uri") != self.output_uri or not record.get("req_id"):
+            return None
+        req_id, asset_id = str(record["req_id"]), record.get("asset_id")
+        try:
+            invocation = self.hook.poll(req_id, 1)
+        except RequestGoneError:
+            from airflow_provider.hooks._cuopt_results import already_stored
+
+            if paths := already_stored(self.output_uri, req_id):
+                self.log.info("Request %s of an earlier try was already stored at %s", req_id, paths)
+                return Stored(req_id, tuple(paths)), asset_id
+            self.log.warning(
+                "Request %s of an earlier try is gone and its result was not stored; solving again", req_id
+            )
+            self.hook.delete_asset_best_effort(asset_id)
+            return None
+        self.log.info(
+            "Re-attaching to NVCF request %s (%s) started by an earlier try", req_id, invocation.status.value
+        )
+        return invocation, asset_id
+
+    def _event(self, answer: Invocation | Stored, asset_id: str | None) -> CuOptSolveEvent:
+        if isinstance(answer, Stored):
+            return CuOptSolveEvent(SolveEventStatus.SUCCEEDED, answer.req_id, asset_id, answer.paths)
+        return self.hook.outcome_event(answer, asset_id, self.output_uri)
+
     def _remember_asset(self, asset_id: str) -> None:
         self.asset_id = asset_id
 
@@ -177,6 +227,7 @@ class CuOptSolveOperator(BaseOperator):
         if event.output_paths:
             context["ti"].xcom_push(key="output_paths", value=list(event.output_paths))
         self.hook.finish(event)
+        resume.completed(context, REQUEST_STATE_KEY)
         return event.req_id
 
     def on_kill(self) -> None:

@@ -25,7 +25,12 @@ def slow_emulator(tmp_path_factory):
 
 @pytest.fixture
 def slow_conn(slow_emulator, monkeypatch):
-    conn = {"conn_type": "cuopt", "host": slow_emulator.url, "password": "k-slow", "extra": {"function_name": "cuopt"}}
+    conn = {
+        "conn_type": "cuopt",
+        "host": slow_emulator.url,
+        "password": "k-slow",
+        "extra": {"function_name": "cuopt"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_CUOPT_SLOW", json.dumps(conn))
     slow_emulator.reset()
     return "cuopt_slow"
@@ -55,8 +60,12 @@ def run_deferred(op, context):
 def test_asset_path_both_modes(slow_conn, slow_emulator, context, tmp_path, deferrable):
     src = big_problem_file(tmp_path)
     op = CuOptSolveOperator(
-        task_id="solve", problem_uri=str(src), output_uri=str(tmp_path / "out") + "/",
-        deferrable=deferrable, poll_seconds=1, cuopt_conn_id=slow_conn,
+        task_id="solve",
+        problem_uri=str(src),
+        output_uri=str(tmp_path / "out") + "/",
+        deferrable=deferrable,
+        poll_seconds=1,
+        cuopt_conn_id=slow_conn,
     )
     req_id = run_deferred(op, context) if deferrable else op.execute(context)
     xcoms = context["ti"].xcoms
@@ -72,7 +81,9 @@ def test_asset_path_both_modes(slow_conn, slow_emulator, context, tmp_path, defe
 def test_answer_within_the_first_window_needs_no_wait(cuopt_conn, emulator, context, tmp_path):
     emulator.reset()
     problem = routing_problem(8, 2, seed=1, time_limit=1)
-    op = CuOptSolveOperator(task_id="s", problem=problem, output_uri=str(tmp_path / "r.json"), deferrable=True)
+    op = CuOptSolveOperator(
+        task_id="s", problem=problem, output_uri=str(tmp_path / "r.json"), deferrable=True
+    )
     req_id = op.execute(context)  # fulfilled in the invoke's own poll window: no deferral
     assert context["ti"].xcoms["output_paths"] == [str(tmp_path / "r.json")]
     assert emulator.stats()["nvcf"]["status_polls"] == 0 and req_id
@@ -82,7 +93,9 @@ def test_answer_within_the_first_window_needs_no_wait(cuopt_conn, emulator, cont
 def test_infeasible_fails_and_names_ids(cuopt_conn, context, tmp_path, deferrable):
     problem = routing_problem(10, 1, seed=2, time_limit=1)
     problem["fleet_data"]["capacities"] = [[1]]
-    op = CuOptSolveOperator(task_id="s", problem=problem, output_uri=str(tmp_path / "r.json"), deferrable=deferrable)
+    op = CuOptSolveOperator(
+        task_id="s", problem=problem, output_uri=str(tmp_path / "r.json"), deferrable=deferrable
+    )
     with pytest.raises(RunFailedError, match="infeasible"):
         op.execute(context)
 
@@ -90,8 +103,13 @@ def test_infeasible_fails_and_names_ids(cuopt_conn, context, tmp_path, deferrabl
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_timeout_fails_and_deletes_the_asset(slow_conn, slow_emulator, context, tmp_path, deferrable):
     op = CuOptSolveOperator(
-        task_id="s", problem_uri=str(big_problem_file(tmp_path)), output_uri=str(tmp_path / "r.json"),
-        deferrable=deferrable, poll_seconds=1, timeout=1.5, cuopt_conn_id=slow_conn,
+        task_id="s",
+        problem_uri=str(big_problem_file(tmp_path)),
+        output_uri=str(tmp_path / "r.json"),
+        deferrable=deferrable,
+        poll_seconds=1,
+        timeout=1.5,
+        cuopt_conn_id=slow_conn,
     )
     with pytest.raises(RunTimeoutError):
         run_deferred(op, context) if deferrable else op.execute(context)
@@ -100,8 +118,12 @@ def test_timeout_fails_and_deletes_the_asset(slow_conn, slow_emulator, context, 
 
 def test_fire_and_forget_then_on_kill_deletes_the_asset(slow_conn, slow_emulator, context, tmp_path):
     op = CuOptSolveOperator(
-        task_id="s", problem_uri=str(big_problem_file(tmp_path)), output_uri=str(tmp_path / "r.json"),
-        wait_for_completion=False, poll_seconds=1, cuopt_conn_id=slow_conn,
+        task_id="s",
+        problem_uri=str(big_problem_file(tmp_path)),
+        output_uri=str(tmp_path / "r.json"),
+        wait_for_completion=False,
+        poll_seconds=1,
+        cuopt_conn_id=slow_conn,
     )
     req_id = op.execute(context)
     assert req_id and slow_emulator.stats()["nvcf"]["assets_live"]
@@ -121,7 +143,60 @@ def test_parse_time_validation():
 def test_bad_problem_is_not_retried(cuopt_conn, context, tmp_path):
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    op = CuOptSolveOperator(task_id="s", problem_uri=str(tmp_path / "missing.json"), output_uri=str(tmp_path / "o"))
+    op = CuOptSolveOperator(
+        task_id="s", problem_uri=str(tmp_path / "missing.json"), output_uri=str(tmp_path / "o")
+    )
     with pytest.raises(InvalidInputError) as info:
         op.execute(context)
     assert isinstance(info.value, AirflowFailException)
+
+
+def test_retry_reattaches_to_the_pending_request(slow_conn, slow_emulator, context, next_try, tmp_path):
+    """The first try invoked (request still pending), then its worker died."""
+    src = big_problem_file(tmp_path)
+    first = CuOptSolveOperator(
+        task_id="s",
+        problem_uri=str(src),
+        output_uri=str(tmp_path) + "/",
+        wait_for_completion=False,
+        poll_seconds=1,
+        cuopt_conn_id=slow_conn,
+    )
+    req_id = first.execute(context)
+    assert context["task_state_store"].data[REQUEST_STATE_KEY]["state"] == "in_flight"
+    retry = CuOptSolveOperator(
+        task_id="s",
+        problem_uri=str(src),
+        output_uri=str(tmp_path) + "/",
+        poll_seconds=1,
+        cuopt_conn_id=slow_conn,
+    )
+    assert retry.execute(next_try(context)) == req_id
+    stats = slow_emulator.stats()["nvcf"]
+    assert stats["invocations"] == 1 and not stats["assets_live"]
+    assert (tmp_path / f"{req_id}.json").exists()
+
+
+def test_retry_picks_up_a_result_the_dead_try_stored(cuopt_conn, emulator, context, next_try, tmp_path):
+    emulator.reset()
+    problem = routing_problem(6, 2, seed=3, time_limit=1)
+    first = CuOptSolveOperator(
+        task_id="s", problem=problem, output_uri=str(tmp_path) + "/", wait_for_completion=False
+    )
+    req_id = first.execute(context)  # fulfilled at once and stored; pretend the worker died before success
+    context["task_state_store"].data[REQUEST_STATE_KEY]["state"] = "in_flight"
+    retry = CuOptSolveOperator(task_id="s", problem=problem, output_uri=str(tmp_path) + "/")
+    assert retry.execute(next_try(context)) == req_id
+    assert emulator.stats()["nvcf"]["invocations"] == 1
+
+
+def test_retry_after_a_lost_result_solves_again(cuopt_conn, emulator, context, next_try, tmp_path):
+    emulator.reset()
+    problem = routing_problem(6, 2, seed=3, time_limit=1)
+    context["task_state_store"].set(
+        REQUEST_STATE_KEY,
+        {"req_id": "gone-request", "asset_id": None, "output_uri": str(tmp_path) + "/", "state": "in_flight"},
+    )
+    op = CuOptSolveOperator(task_id="s", problem=problem, output_uri=str(tmp_path) + "/")
+    assert op.execute(next_try(context)) != "gone-request"
+    assert emulator.stats()["nvcf"]["invocations"] == 1
