@@ -48,7 +48,9 @@ def _slug(value: str) -> str:
 def _open(uri: str, mode: str):
     """Open a local path or any smart-open URI; creates local parent folders when writing."""
     if "w" in mode and (len(urlsplit(uri).scheme) <= 1 or uri.startswith("file://")):
-        Path(urlsplit(uri).path if uri.startswith("file://") else uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(urlsplit(uri).path if uri.startswith("file://") else uri).parent.mkdir(
+            parents=True, exist_ok=True
+        )
     return smart_open.open(uri, mode, encoding="utf-8")
 
 
@@ -156,7 +158,7 @@ with DAG(
                 rows = zip(route["task_id"], route["type"], route["arrival_stamp"], strict=True)
                 for seq, (task_id, kind, arrival) in enumerate(rows):
                     writer.writerow([vehicle, seq, task_id, kind, arrival])
-                    served += kind != "Depot"
+                    served += kind in ("Delivery", "Pickup")  # not "Depot", "Break" or "w" (waiting)
         summary = {
             "result_uri": result_uri,
             "stops_uri": stops_uri,

@@ -271,6 +271,7 @@ class CuOptHook(CuOptTransfers, BaseHook):
             self.delete_asset_best_effort(event.asset_id)
         ids = f"request {event.req_id}" + (f", asset {event.asset_id}" if event.asset_id else "")
         if event.status is SolveEventStatus.SUCCEEDED:
+            self.log.info("NVCF %s succeeded; result at %s", ids, ", ".join(event.output_paths))
             return list(event.output_paths)
         if event.status is SolveEventStatus.INFEASIBLE:
             raise RunFailedError(

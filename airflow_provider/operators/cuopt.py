@@ -177,7 +177,11 @@ class CuOptSolveOperator(BaseOperator):
             except BaseException:
                 self.hook.delete_asset_best_effort(self.asset_id)
                 raise
-        self.log.info("NVCF request %s accepted (asset %s)", invocation.req_id, asset_id)
+        self.log.info(
+            "NVCF request %s accepted (%s)",
+            invocation.req_id,
+            f"input asset {asset_id}" if asset_id else "inline input",
+        )
         record = {"req_id": invocation.req_id, "asset_id": asset_id, "output_uri": self.output_uri}
         resume.remember(context, REQUEST_STATE_KEY, record)
         return invocation, asset_id

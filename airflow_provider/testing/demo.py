@@ -2,9 +2,11 @@
 
 Starts the local Nextmv/cuOpt emulator, then a real Airflow 3 stack (api-server, scheduler,
 dag-processor, triggerer) in ``.demo/`` under the repository root (wiped first), with connections
-pointing at the emulator. Runs every DAG of ``example_dags/`` whose id starts with ``example_``,
+pointing at the emulator (the cuOpt one names the function ``cuopt``). Runs every DAG of
+``example_dags/`` whose id starts with ``example_`` (Nextmv production planning, cuOpt routing),
 shows the task states as they change, and prints where each run's files landed (the paths in the
-tasks' XComs) and the final task's summary. Everything is stopped at the end, on Ctrl-C too.
+tasks' XComs), where its solution landed (the file its sensor stored) and the final task's
+summary. Everything is stopped at the end, on Ctrl-C too.
 
 Exit status: 0 when every DAG run succeeded; 1 otherwise, after printing the failed tasks' logs.
 ``--keep-running`` leaves the stack up afterwards (the UI needs no login) until Ctrl-C.
@@ -38,11 +40,17 @@ def emulator_connections(url: str, api_key: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables pointing the default connections at the emulator.
 
     ``nextmv_default`` (Nextmv Cloud) and ``cuopt_default`` (cuOpt on NVCF): host = the emulator's
-    URL, password = its API key. Shared with the e2e tests' stack.
+    URL, password = its API key; the cuOpt one also names the function to invoke (extra
+    ``function_name`` = ``cuopt``, the emulator's default function). Shared with the e2e tests' stack.
     """
     conns = {
         "NEXTMV_DEFAULT": {"conn_type": "nextmv", "host": url, "password": api_key},
-        "CUOPT_DEFAULT": {"conn_type": "cuopt", "host": url, "password": api_key},
+        "CUOPT_DEFAULT": {
+            "conn_type": "cuopt",
+            "host": url,
+            "password": api_key,
+            "extra": {"function_name": "cuopt"},
+        },
     }
     return {f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in conns.items()}
 
@@ -130,12 +138,14 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
 
 
-def _report(stack: AirflowStack, dag_id: str, run_id: str) -> None:
-    """Every task's return value, the files they name, and the final task's summary."""
+def _report(stack: AirflowStack, dag_id: str, run_id: str) -> list[str]:
+    """Every task's return value, the files they name, where the solution landed (the files a
+    sensor returned) and the final task's summary. Returns the solution paths."""
     tis = sorted(stack.task_instances(dag_id, run_id), key=lambda ti: ti.get("end_date") or "")
     say(f"\n=== {dag_id}  (run {run_id})")
     last_value: Any = None
     files: list[tuple[str, str]] = []
+    solutions: list[tuple[str, str]] = []
     for ti in tis:
         try:
             value = stack.xcom(dag_id, run_id, ti["task_id"])
@@ -146,16 +156,22 @@ def _report(stack: AirflowStack, dag_id: str, run_id: str) -> None:
         last_value = value
         text = json.dumps(value, default=str)
         say(f"  {ti['task_id']:<24} -> {text if len(text) <= 160 else text[:157] + '...'}")
-        files += [(ti["task_id"], f) for f in _local_files(value) if f not in {known for _, known in files}]
+        named = _local_files(value)
+        files += [(ti["task_id"], f) for f in named if f not in {known for _, known in files}]
+        if str(ti.get("operator") or "").endswith("Sensor"):  # the sensors store the solutions
+            solutions += [(ti["task_id"], f) for f in named]
     if files:
         say("\n  Files:")
         for task_id, f in files:
             say(f"    {f}   ({_size(Path(f).stat().st_size)}, from {task_id})")
+    for task_id, f in solutions:
+        say(f"\n  Solution landed at {f}   (stored by {task_id})")
     if isinstance(last_value, dict):
         say("\n  Summary:")
         width = max(len(str(k)) for k in last_value) if last_value else 0
         for k, v in last_value.items():
             say(f"    {k:<{width}}  {v}")
+    return [f for _, f in solutions]
 
 
 def _example_dag_ids(stack: AirflowStack, wanted: list[str] | None) -> list[str]:
@@ -215,12 +231,18 @@ def main(argv: list[str] | None = None) -> int:
             for dag_id, run_id in runs.items():
                 stack.trigger_dag(dag_id, run_id)
             results = _watch(stack, runs, args.timeout)
+            landed: dict[str, list[str]] = {}
             for dag_id, run in results.items():
                 if run["state"] == "success":
-                    _report(stack, dag_id, runs[dag_id])
+                    landed[dag_id] = _report(stack, dag_id, runs[dag_id])
                 else:
                     failed.append(dag_id)
                     say(f"\n=== {dag_id} FAILED\n" + stack.failure_report(dag_id, runs[dag_id]))
+            if landed:
+                say("\nSolutions:")
+                width = max(len(d) for d in landed)
+                for dag_id, paths in landed.items():
+                    say(f"  {dag_id:<{width}}  {', '.join(paths) or '(no file returned by a sensor)'}")
             say(f"\nEmulator: {json.dumps(emulator.stats(), default=str)}")
             say(f"Logs: {home / 'logs'}; component output: {home}/*.out")
             if args.keep_running:

@@ -74,7 +74,11 @@ class CuOptSolveTrigger(BaseTrigger):
             if event.asset_id:  # every outcome, timeouts included: the task fails or ends here
                 event = await self._delete_asset(hook, event)
         self.log.info(
-            "NVCF request %s (asset %s): %s %s", self.req_id, self.asset_id, event.status.value, event.message[:500]
+            "NVCF request %s (asset %s): %s %s",
+            self.req_id,
+            self.asset_id,
+            event.status.value,
+            event.message[:500],
         )
         yield TriggerEvent(event.to_payload())
 
@@ -90,7 +94,9 @@ class CuOptSolveTrigger(BaseTrigger):
                 except RequestGoneError as exc:
                     paths = await asyncio.to_thread(already_stored, self.output_uri, self.req_id)
                     if paths:  # the submitting task received and stored it already
-                        return CuOptSolveEvent(SolveEventStatus.SUCCEEDED, self.req_id, self.asset_id, tuple(paths))
+                        return CuOptSolveEvent(
+                            SolveEventStatus.SUCCEEDED, self.req_id, self.asset_id, tuple(paths)
+                        )
                     return CuOptSolveEvent(SolveEventStatus.FAILED, self.req_id, self.asset_id, (), str(exc))
                 if invocation.pending:
                     self.log.debug("NVCF request %s still %s", self.req_id, invocation.status.value)
@@ -98,6 +104,9 @@ class CuOptSolveTrigger(BaseTrigger):
                 stored = None
                 if invocation.status is InvocationStatus.FULFILLED:
                     stored = await hook.store_result(invocation, self.output_uri)
+                    self.log.info(
+                        "Stored the result of NVCF request %s at %s", self.req_id, ", ".join(stored.paths)
+                    )
                 return event_for(invocation, self.asset_id, stored)
         except asyncio.CancelledError:
             raise

@@ -26,9 +26,12 @@ def e2e_emulator(tmp_path_factory):
     from airflow_provider.testing.emulator import EmulatorProcess
 
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
-    # Runs stay queued for 5 s, so a sensor always finds its run unfinished and defers: the
-    # "trigger ran in the triggerer" assertions never depend on how fast the solve happens to be.
-    with EmulatorProcess(api_keys=(E2E_API_KEY,), log_path=log, extra_args=("--queue-delay", "5")) as emu:
+    # Nextmv runs stay queued and NVCF requests pending for 5 s, so a sensor always finds its run or
+    # request unfinished and defers, and the cuOpt operator (1 s poll window) never receives the
+    # result itself: the "trigger ran in the triggerer and stored the result" assertions never
+    # depend on how fast the solve happens to be.
+    delays = ("--queue-delay", "5", "--nvcf-queue-delay", "5")
+    with EmulatorProcess(api_keys=(E2E_API_KEY,), log_path=log, extra_args=delays) as emu:
         yield emu
 
 
