@@ -87,7 +87,7 @@ def test_cuopt_routing_pipeline(airflow_stack, e2e_emulator, tmp_path):
         stack.xcom(DAG_ID, RUN_ID, "solve_routes", key="output_paths")
     assert no_paths.value.status == 404
     solve_log = "\n".join(p.read_text() for p in stack.task_log_paths(DAG_ID, RUN_ID, "solve_routes"))
-    assert f"NVCF request {req_id} accepted (asset {asset_id})" in solve_log, solve_log[-3000:]
+    assert f"NVCF request {req_id} accepted (input asset {asset_id})" in solve_log, solve_log[-3000:]
 
     # (c) the sensor deferred; its trigger ran in the triggerer, received the result, stored it and
     # deleted the asset before firing
