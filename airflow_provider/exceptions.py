@@ -97,3 +97,9 @@ class MalformedResponseError(ProtocolError):
 
     Worth another try for idempotent reads; for a create it is ambiguous (it may have worked).
     """
+
+
+class AmbiguousSubmissionError(AirflowFailException):
+    """A create request failed in a way that leaves unknown whether the service acted on it, and the
+    service offers no way to find out. Not retried (by the hook or by Airflow): re-sending could start
+    a duplicate solve. The message names what to check before re-running the task."""

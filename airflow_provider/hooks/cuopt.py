@@ -18,8 +18,10 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, event_for, timeout_event
 from airflow_provider.exceptions import (
-    RequestGoneError,
+    AmbiguousSubmissionError,
+    MalformedResponseError,
     ProtocolError,
+    RequestGoneError,
     RunFailedError,
     RunTimeoutError,
     ServiceHTTPError,
@@ -34,7 +36,7 @@ from airflow_provider.utils.http import (
     parse_json_answer,
 )
 from airflow_provider.utils.redact import mask_secrets, redact_url
-from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
+from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy, is_ambiguous
 from airflow_provider.utils.sync_http import call_with_retries, raise_for_status
 
 
@@ -204,16 +206,32 @@ class CuOptHook(CuOptTransfers, BaseHook):
     def invoke(
         self, function: tuple[str, str], body: Mapping[str, Any], poll_seconds: int
     ) -> proto.Invocation:
-        """POST the exec envelope. Not idempotent: only re-sent when NVCF provably did not take it."""
-        response = self._call(
-            "POST",
-            proto.exec_path(*function),
-            idempotent=False,
-            what="invoke function",
-            json_body=body,
-            read_timeout=poll_seconds + 30,
-            accept_envelope=True,
-        )
+        """POST the exec envelope. Not idempotent: only re-sent when NVCF provably did not take it.
+
+        NVCF has no way to look a request up without its id, so after an ambiguous failure (the
+        answer was lost, or a 500/502/504 came back) the task fails without retrying rather than risk
+        a second solve.
+        """
+        try:
+            response = self._call(
+                "POST",
+                proto.exec_path(*function),
+                idempotent=False,
+                what="invoke function",
+                json_body=body,
+                read_timeout=poll_seconds + 30,
+                accept_envelope=True,
+            )
+        except (ServiceHTTPError, ServiceUnavailableError, MalformedResponseError) as exc:
+            if not is_ambiguous(exc):
+                raise
+            assets = body.get("requestHeader", {}).get("inputAssetReferences") or []
+            raise AmbiguousSubmissionError(
+                f"Invoking NVCF function {function[0]} (version {function[1]}) failed ambiguously: {exc}. NVCF may "
+                "have accepted the request, and it offers no way to find it without its request id, so it was not "
+                "sent again (that could start a duplicate solve). Check the function's queue/usage on NVCF before "
+                f"re-running this task{'; input asset ' + assets[0] if assets else ''}."
+            ) from exc
         return self._interpret(response)
 
     def poll(self, req_id: str, poll_seconds: int = proto.DEFAULT_POLL_SECONDS) -> proto.Invocation:

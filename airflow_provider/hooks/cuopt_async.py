@@ -23,8 +23,7 @@ import aiohttp
 from airflow_provider.exceptions import RequestGoneError, ServiceHTTPError, ServiceUnavailableError
 from airflow_provider.hooks._cuopt_results import StoredResult, store_inline_result, store_zip_result
 from airflow_provider.protocol import cuopt as proto
-from airflow_provider.utils import uris
-from airflow_provider.utils import async_sessions
+from airflow_provider.utils import async_sessions, uris
 from airflow_provider.utils.async_http import request_json, ssl_option
 from airflow_provider.utils.http import DEFAULT_TIMEOUT, TRANSFER_READ_TIMEOUT, USER_AGENT
 from airflow_provider.utils.redact import mask_secrets, redact_text, redact_url

@@ -18,8 +18,9 @@ from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECON
 from airflow_provider.utils import resume
 
 if TYPE_CHECKING:
-    from airflow_provider.hooks.cuopt import CuOptHook
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider.hooks.cuopt import CuOptHook
 
 #: NVCF caps a request end to end at one hour (then 408).
 DEFAULT_TIMEOUT = timedelta(hours=1)

@@ -21,8 +21,9 @@ from airflow_provider.utils.polling import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider.hooks.nextmv import NextmvHook
     from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
+
+    from airflow_provider.hooks.nextmv import NextmvHook
 
 DEFAULT_TIMEOUT = timedelta(days=7)
 #: Task-state-store key (Airflow 3.3+) under which the submitted run is remembered across tries.

@@ -14,8 +14,9 @@ from airflow_provider.exceptions import RequestGoneError
 from airflow_provider.protocol.cuopt import MAX_POLL_SECONDS
 
 if TYPE_CHECKING:
-    from airflow_provider.hooks.cuopt import CuOptHook
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider.hooks.cuopt import CuOptHook
 
 
 def _optional(value: str | None) -> str | None:

@@ -23,8 +23,9 @@ from airflow_provider.utils.polling import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider.hooks.nextmv import NextmvHook
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider.hooks.nextmv import NextmvHook
 
 
 class NextmvRunSensor(BaseSensorOperator):
