@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_provider.emulator.fault_rules import validate_rules
 from airflow_provider.emulator.limits import Limits
 from airflow_provider.emulator.nvcf_config import (
     NvcfConfig,
@@ -46,6 +47,9 @@ class AppSpec:
     output_format: str = "json"
     name: str = ""
     description: str = ""
+    #: A synthetic app the emulator runs itself, without a process (``nextmv_runs.BUILTIN_RUNNERS``);
+    #: ``command`` is then only a description.
+    builtin: str = ""
 
     def __post_init__(self) -> None:
         if not self.id or "/" in self.id:
@@ -64,7 +68,8 @@ class AppSpec:
 
 
 def builtin_apps() -> dict[str, AppSpec]:
-    """The demo apps every emulator has, run with the emulator's own Python interpreter."""
+    """The apps every emulator has: two demo solvers, run with the emulator's own Python interpreter,
+    and the synthetic ``timer``, which the emulator runs itself (thousands of runs, no processes)."""
     python = shlex.quote(sys.executable)
     return {
         "production-planning": AppSpec(
@@ -78,6 +83,13 @@ def builtin_apps() -> dict[str, AppSpec]:
             command=f"{python} -m airflow_provider.emulator.apps.knapsack",
             name="0/1 knapsack (HiGHS MILP)",
             description="The most valuable set of items within a weight capacity.",
+        ),
+        "timer": AppSpec(
+            id="timer",
+            command="(built in: no process)",
+            name="Timer (synthetic, no process)",
+            description='Succeeds after {"seconds": S} (input) or the duration option, with a tiny output.',
+            builtin="timer",
         ),
     }
 
@@ -97,6 +109,8 @@ class EmulatorConfig:
     log_level: str = "INFO"
     limits: Limits = dataclasses.field(default_factory=Limits)
     nvcf: NvcfConfig = dataclasses.field(default_factory=NvcfConfig)
+    #: Fault rules installed at start-up (checked; see fault_rules.validate_rule).
+    faults: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
@@ -168,7 +182,7 @@ def parse_app_argument(text: str) -> AppSpec:
 
 def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
     """An :class:`EmulatorConfig` from config-file style settings (unknown keys are an error)."""
-    kwargs = scalar_settings(data, _SCALARS, also_known=("api_keys", "apps", "limits", "nvcf"))
+    kwargs = scalar_settings(data, _SCALARS, also_known=("api_keys", "apps", "limits", "nvcf", "faults"))
     if data.get("api_keys"):
         kwargs["api_keys"] = tuple(str(key) for key in data["api_keys"])
     apps = builtin_apps()
@@ -180,6 +194,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
     except TypeError as exc:
         raise ConfigError(f"limits: {exc}") from exc
     kwargs["nvcf"] = nvcf_config_from_mapping(data.get("nvcf"))
+    kwargs["faults"] = validate_rules(data.get("faults"))
     return EmulatorConfig(**kwargs)
 
 

@@ -4,7 +4,7 @@ A run is ``queued`` (at least ``--queue-delay`` seconds, and until one of ``--ma
 slots is free), then ``running`` while its app command executes, then ``succeeded``, ``failed`` or
 ``canceled``. Each run executes in a fresh working directory under the data dir, which is removed
 when it ends; its input, output and log stay under ``nextmv/runs/<run_id>/`` until the run is
-deleted.
+deleted. Built-in synthetic apps (``timer``) run inside the emulator instead, without a process.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from airflow_provider.emulator import app_process, archives
@@ -187,6 +188,8 @@ class RunManager:
 
     async def _execute(self, run: Run) -> tuple[str, str]:
         """Runs the app in a fresh working directory; returns the final ``(status, error)``."""
+        if run.app.builtin:
+            return await BUILTIN_RUNNERS[run.app.builtin](run)
         workdir = self._work_root / run.id
         workdir.mkdir(parents=True)
         try:
@@ -267,3 +270,69 @@ def _json_problem(path: Path) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         return "empty stdout" if path.stat().st_size == 0 else str(exc)
     return ""
+
+
+# -- built-in synthetic apps: run by the emulator itself, no process, no working directory ----------
+
+#: Largest input the timer reads (a bigger one is accepted unread: the timer then also serves as a
+#: cheap sink for upload tests).
+TIMER_MAX_INPUT_BYTES = 1024 * 1024
+#: Longest wait a timer run accepts.
+TIMER_MAX_SECONDS = 7 * 24 * 3600.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class _TimerError(ValueError):
+    pass
+
+
+def _timer_settings(run: Run) -> tuple[float, str]:
+    """``(seconds, failure message)`` of a timer run: option ``duration`` ("37.5", "37.5s", "500ms",
+    "2m") wins over the input's ``seconds``; the input's ``fail`` makes the run fail after the wait."""
+    spec: dict = {}
+    if run.input_format == "json" and run.input_size <= TIMER_MAX_INPUT_BYTES:
+        try:
+            spec = json.loads(run.input_path.read_bytes() or b"{}")
+        except (OSError, ValueError) as exc:
+            raise _TimerError(f"timer input is not JSON: {exc}") from None
+        if not isinstance(spec, dict):
+            raise _TimerError('timer input must be a JSON object such as {"seconds": 37.5}')
+    if "duration" in run.options:
+        match = _DURATION.match(run.options["duration"])
+        if not match:
+            raise _TimerError(
+                f"option duration={run.options['duration']!r}: use '37.5', '37.5s', '500ms' or '2m'"
+            )
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        seconds = spec.get("seconds", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise _TimerError(f"timer input 'seconds' must be a number, got {seconds!r}")
+    if not 0 <= seconds <= TIMER_MAX_SECONDS:
+        raise _TimerError(f"timer seconds must be between 0 and {TIMER_MAX_SECONDS:g}, got {seconds!r}")
+    return float(seconds), str(spec.get("fail") or "")
+
+
+async def _run_timer(run: Run) -> tuple[str, str]:
+    """The ``timer`` app: waits, then succeeds with ``{"status": "ok", "seconds": S}`` (or fails with
+    the input's ``fail`` message). Cancelling the run cancels the wait."""
+    try:
+        seconds, failure = _timer_settings(run)
+    except _TimerError as exc:
+        run.log_path.write_text(f"error: {exc}\n", encoding="utf-8")
+        return "failed", str(exc)
+    run.log_path.write_text(f"timer: waiting {seconds:g} s\n", encoding="utf-8")
+    await asyncio.sleep(seconds)
+    if failure:
+        run.stderr_tail = failure
+        return "failed", failure
+    if run.output_format not in ARCHIVE_FORMATS:
+        output_file = run.directory / payload_name("output", run.output_format)
+        output_file.write_bytes(json.dumps({"status": "ok", "seconds": seconds}).encode())
+        run.output_path, run.output_size = output_file, output_file.stat().st_size
+    return "succeeded", ""
+
+
+#: Synthetic apps by ``AppSpec.builtin``.
+BUILTIN_RUNNERS: dict[str, Callable[[Run], Awaitable[tuple[str, str]]]] = {"timer": _run_timer}

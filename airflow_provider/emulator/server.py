@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-from airflow_provider.emulator import nextmv_api, nvcf_api, presigned
+from airflow_provider.emulator import faults, nextmv_api, nvcf_api, presigned
 from airflow_provider.emulator.app_keys import (
     CONFIG,
     PROTECTED_PREFIXES,
@@ -87,10 +87,11 @@ async def record_and_render_errors(request: web.Request, handler) -> web.StreamR
                 route=_route_template(request),
                 path=request.path,
                 query={k: "<redacted>" if k == SIGNATURE_PARAM else v for k, v in request.query.items()},
-                status=status,
+                status=faults.logged_status(request, status),
                 authorization=hdrs.AUTHORIZATION in request.headers,
                 content_length=request.content_length,
                 time=time.time(),
+                fault=faults.fault_of(request),
             )
         )
 
@@ -127,6 +128,7 @@ async def _requests(request: web.Request) -> web.Response:
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATS].reset()
     request.app[REQUEST_LOG].clear()
+    request.app[faults.FAULTS].clear()
     return web.json_response({"status": "reset"})
 
 
@@ -137,7 +139,8 @@ def build_app(config: EmulatorConfig) -> web.Application:
     Presigned URLs need ``config.public_url``, or :func:`set_public_url` once the port is known.
     """
     app = web.Application(
-        middlewares=[record_and_render_errors, require_api_key],
+        # Faults sit inside the request log (which shows them) and outside auth (a 503 needs no key).
+        middlewares=[record_and_render_errors, faults.inject_faults, require_api_key],
         client_max_size=config.limits.inline_bytes + _BODY_SLACK_BYTES,
     )
     if config.data_dir is not None:
@@ -160,6 +163,7 @@ def build_app(config: EmulatorConfig) -> web.Application:
     presigned.setup(app)
     for setup_api in API_SETUPS:
         setup_api(app)
+    faults.setup(app)
     return app
 
 

@@ -64,10 +64,18 @@ class RequestRecord:
     route: str | None  # the route template, e.g. /v1/applications/{app_id}/runs; None when unmatched
     path: str  # without the query string, which may hold a presigned signature
     query: dict[str, str]  # the query parameters, presigned signatures redacted
-    status: int
+    status: int | None  # None: the connection was reset before a status line (an injected fault)
     authorization: bool  # whether an Authorization header was sent (never its value)
     content_length: int | None
     time: float
+    fault: str | None = None  # the action of an injected fault; only shown when one fired
+
+
+def _view(record: RequestRecord) -> dict[str, Any]:
+    view = dataclasses.asdict(record)
+    if view["fault"] is None:
+        del view["fault"]
+    return view
 
 
 class RequestLog:
@@ -81,7 +89,7 @@ class RequestLog:
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         records = list(self._records)[-limit:] if limit > 0 else []
-        return [dataclasses.asdict(record) for record in records]
+        return [_view(record) for record in records]
 
     def clear(self) -> None:
         self._records.clear()

@@ -196,11 +196,12 @@ class EmulatorProcess:
 
     # -- admin endpoints ----------------------------------------------------------------------------
 
-    def _admin(self, method: str, path: str, **params: Any) -> Any:
+    def _admin(self, method: str, path: str, *, json_body: Any = None, **params: Any) -> Any:
         response = requests.request(
             method,
             f"{self.url}/_emulator/{path}",
             params=params or None,
+            json=json_body,
             headers={"Authorization": f"Bearer {self.api_key}"},
             timeout=10,
         )
@@ -217,5 +218,28 @@ class EmulatorProcess:
         return self._admin("GET", "requests", limit=limit)
 
     def reset(self) -> None:
-        """``POST /_emulator/reset``: zero the counters and clear the request log (runs stay)."""
+        """``POST /_emulator/reset``: zero the counters, clear the request log and the fault rules
+        (runs stay)."""
         self._admin("POST", "reset")
+
+    # -- fault injection (docs/emulator.md, "Fault injection") ----------------------------------------
+
+    def add_faults(self, *rules: Mapping[str, Any]) -> list[str]:
+        """``POST /_emulator/faults``: installs rules, e.g. ``{"action": "status", "status": 503,
+        "method": "POST", "route": "/v1/applications/{app_id}/runs"}``; returns their ids.
+        A malformed rule raises ValueError with the emulator's message (nothing is installed)."""
+        try:
+            answer = self._admin("POST", "faults", json_body={"rules": [dict(rule) for rule in rules]})
+        except requests.HTTPError as exc:
+            if exc.response is None or exc.response.status_code != 400:
+                raise
+            raise ValueError(exc.response.json().get("error", exc.response.text)) from None
+        return answer["ids"]
+
+    def faults(self) -> list[dict]:
+        """``GET /_emulator/faults``: the rules with ``remaining``, ``hits`` and ``matched``."""
+        return self._admin("GET", "faults")["rules"]
+
+    def clear_faults(self) -> None:
+        """``DELETE /_emulator/faults``: removes every rule (counters stay)."""
+        self._admin("DELETE", "faults")
