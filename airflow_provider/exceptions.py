@@ -64,7 +64,7 @@ _HINTS = {
     403: "the credentials lack permission for this resource",
     404: "no such resource; check the app/function id and the run/request id",
     413: "the payload is larger than the service accepts",
-    429: "rate limited by {service}; retried with backoff until the retry budget ran out",
+    429: "rate limited by {service}",
 }
 
 

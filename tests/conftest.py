@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -244,3 +245,84 @@ def write_json_file(path: Path, size: int) -> Path:
 def json_file(tmp_path):
     """``json_file(size, name="input.json") -> Path``: a valid JSON file of an exact size."""
     return lambda size, name="input.json": write_json_file(tmp_path / name, size)
+
+
+# ------------------------------------------------------------------------------------ reliability ledger
+#: One row per fault scenario run in this session; ``make reliability`` turns them into the table of
+#: docs/reliability.md (between its ``counts:start``/``counts:end`` markers).
+LEDGER: list[dict] = []
+SIGNATURE = re.compile(r"X-Signature=[0-9A-Za-z_-]{8,}")
+JWT = re.compile(r"eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}")
+
+
+def count_secrets(texts, secrets) -> int:
+    """Occurrences of known secrets, presigned signatures and JWTs in ``texts``."""
+    total = 0
+    for text in texts:
+        text = str(text)
+        total += sum(text.count(s) for s in secrets if s)
+        total += len(SIGNATURE.findall(text)) + len(JWT.findall(text))
+    return total
+
+
+@pytest.fixture
+def ledger(request, caplog):
+    """``ledger(fault, behaviour, runs=..., duplicates=..., retries=..., orphaned_assets=..., texts=(), secrets=())``.
+
+    Records the outcome of one fault scenario; counts leaked secrets in the captured log plus
+    ``texts`` (exception messages, event payloads), so a leak makes the test fail too.
+    """
+
+    def record(fault, behaviour, *, runs, duplicates, retries, orphaned_assets=0, texts=(), secrets=()):
+        leaked = count_secrets([caplog.text, *texts], secrets)
+        LEDGER.append(
+            {
+                "fault": fault,
+                "behaviour": behaviour,
+                "test": request.node.nodeid.split("::", 1)[0] + "::" + request.node.name,
+                "runs": runs,
+                "retries": retries,
+                "duplicates": duplicates,
+                "orphaned_assets": orphaned_assets,
+                "leaked_secrets": leaked,
+            }
+        )
+        assert duplicates == 0 and orphaned_assets == 0 and leaked == 0, LEDGER[-1]
+
+    return record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not LEDGER:
+        return
+    out = REPO / ".reliability"
+    out.mkdir(exist_ok=True)
+    (out / "last-run.json").write_text(json.dumps(LEDGER, indent=1))
+    if os.environ.get("RELIABILITY_DOC"):
+        _rewrite_reliability_doc(LEDGER)
+
+
+def _rewrite_reliability_doc(rows) -> None:
+    import datetime
+
+    doc = REPO / "docs" / "reliability.md"
+    text = doc.read_text()
+    start, end = "<!-- counts:start -->", "<!-- counts:end -->"
+    head = "| fault | what the provider does | test | runs | retries | duplicates | orphaned assets | leaked secrets |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['fault']} | {r['behaviour']} | `{r['test']}` | {r['runs']} | {r['retries']} | {r['duplicates']} "
+            f"| {r['orphaned_assets']} | {r['leaked_secrets']} |"
+        )
+    totals = {
+        k: sum(r[k] for r in rows)
+        for k in ("runs", "retries", "duplicates", "orphaned_assets", "leaked_secrets")
+    }
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines.append(
+        f"| **total ({len(rows)} scenarios, {stamp})** | | | **{totals['runs']}** | **{totals['retries']}** | "
+        f"**{totals['duplicates']}** | **{totals['orphaned_assets']}** | **{totals['leaked_secrets']}** |"
+    )
+    body = "\n".join(lines)
+    doc.write_text(text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end) :])

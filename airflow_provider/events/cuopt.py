@@ -88,4 +88,6 @@ def event_for(invocation: Any, asset_id: str | None, stored: Any = None) -> CuOp
 
 
 def timeout_event(req_id: str, asset_id: str | None) -> CuOptSolveEvent:
-    return CuOptSolveEvent(SolveEventStatus.TIMEOUT, req_id, asset_id, (), f"NVCF request {req_id} did not finish in time")
+    return CuOptSolveEvent(
+        SolveEventStatus.TIMEOUT, req_id, asset_id, (), f"NVCF request {req_id} did not finish in time"
+    )

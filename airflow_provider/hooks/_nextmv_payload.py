@@ -68,14 +68,26 @@ def _tar_directory(folder: Path) -> Iterator[Path]:
 def write_output(response: Any, info: proto.OutputInfo, run_id: str, output_uri: str) -> list[str]:
     """Stream an output response body to ``output_uri``: one JSON file, or a guarded tar.gz unpack.
 
-    A folder URI (trailing ``/``, or an existing local dir) gets ``<run_id>.json`` inside.
+    A folder URI (trailing ``/``, or an existing local dir) gets ``<run_id>.json`` inside. The body
+    must have the size the run's metadata announced: a download cut short is refused before any
+    file appears. Archives are first received whole into a temporary file for the same reason (a
+    truncated tar.gz would otherwise leave some members unpacked and others missing).
     """
     from airflow_provider.utils import archives
 
+    expected = info.size or None
     with contextlib.closing(response):
         response.raw.decode_content = True
-        if info.is_archive:
-            return archives.extract_tar_stream(response.raw, output_uri)
-        target = uris.join(output_uri, f"{run_id}.json") if uris.is_folder_uri(output_uri) else output_uri
-        archives.copy_bounded_stream(response.raw, target, max_total_bytes=proto.MAX_DOWNLOAD_BYTES * 2)
-        return [uris.normalized(target)]
+        if not info.is_archive:
+            target = uris.join(output_uri, f"{run_id}.json") if uris.is_folder_uri(output_uri) else output_uri
+            archives.copy_bounded_stream(
+                response.raw, target, max_total_bytes=proto.MAX_DOWNLOAD_BYTES * 2, expected_bytes=expected
+            )
+            return [uris.normalized(target)]
+        with tempfile.TemporaryDirectory(prefix="nextmv-output-") as tmp:
+            staged = str(Path(tmp) / "output.tar.gz")
+            archives.copy_bounded_stream(
+                response.raw, staged, max_total_bytes=proto.MAX_DOWNLOAD_BYTES * 2, expected_bytes=expected
+            )
+            with open(staged, "rb") as archive:
+                return archives.extract_tar_stream(archive, output_uri)

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from airflow_provider.exceptions import InvalidInputError, ServiceHTTPError, ServiceUnavailableError
+from airflow_provider.exceptions import (
+    InvalidInputError,
+    MalformedResponseError,
+    ServiceHTTPError,
+    ServiceUnavailableError,
+)
 from airflow_provider.hooks._nextmv_payload import open_payload, parse_inline_json, write_output
 from airflow_provider.protocol import nextmv as proto
 from airflow_provider.utils import uris
@@ -105,7 +110,7 @@ class NextmvTransfers:
 
         try:
             return post()
-        except (ServiceHTTPError, ServiceUnavailableError) as exc:
+        except (ServiceHTTPError, ServiceUnavailableError, MalformedResponseError) as exc:
             if marker is None or not is_ambiguous(exc):
                 raise
             self.log.warning("Creating the run failed ambiguously (%s); checking whether it exists", exc)
@@ -213,7 +218,7 @@ class NextmvTransfers:
                 break
             except STREAM_ERRORS as exc:
                 failure: Exception = transfer_error(SERVICE, "output download", exc)
-            except (ServiceHTTPError, ServiceUnavailableError) as exc:
+            except (ServiceHTTPError, ServiceUnavailableError, MalformedResponseError) as exc:
                 failure = exc
             if attempt == TRANSFER_ATTEMPTS or not is_transfer_retryable(failure):
                 raise failure

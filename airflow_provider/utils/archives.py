@@ -137,9 +137,26 @@ def open_zip_member(
 
 
 def copy_bounded_stream(
-    src: BinaryIO, dest_uri: str, *, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+    src: BinaryIO,
+    dest_uri: str,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    expected_bytes: int | None = None,
 ) -> int:
-    """Copy ``src`` to ``dest_uri`` atomically, failing once more than ``max_total_bytes`` came out."""
+    """Copy ``src`` to ``dest_uri`` atomically, failing once more than ``max_total_bytes`` came out.
+
+    With ``expected_bytes``, a copy of any other length is refused *before* the object appears: a
+    body cut short in transit never passes for a complete one.
+    """
     budget = _Budget(max_total_bytes, 1)
-    _copy_bounded(src, dest_uri, budget)
+    with uris.atomic_output(dest_uri) as out:
+        while chunk := src.read(uris.CHUNK_SIZE):
+            budget.add(len(chunk))
+            out.write(chunk)
+        if expected_bytes is not None and budget.total != expected_bytes:
+            from airflow_provider.exceptions import MalformedResponseError
+
+            raise MalformedResponseError(
+                f"download of {uris.describe(dest_uri)} ended after {budget.total:,} of {expected_bytes:,} bytes"
+            )
     return budget.total

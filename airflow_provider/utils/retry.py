@@ -160,7 +160,10 @@ def is_ambiguous(exc: BaseException) -> bool:
     Exactly the failures worth retrying for a read but not for a create: the request may have
     been processed (lost response, reset after sending, 500/502/504).
     """
-    cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, ServiceHTTPError) else exc
+    from airflow_provider.exceptions import ServiceUnavailableError
+
+    # ServiceUnavailableError wraps the transport error that decides it
+    cause = exc.__cause__ if isinstance(exc, ServiceUnavailableError) and exc.__cause__ is not None else exc
     return is_retryable(cause, idempotent=True) and not is_retryable(cause, idempotent=False)
 
 

@@ -136,3 +136,24 @@ async def test_async_policy_matches_sync(dropping_server):
                         await r.read()
         assert len(calls) == 1
     await asyncio.sleep(0)
+
+
+def test_ambiguity_classification():
+    from airflow_provider.exceptions import MalformedResponseError, ServiceUnavailableError
+    from airflow_provider.utils.retry import is_ambiguous
+
+    assert is_ambiguous(ServiceHTTPError("S", "POST", "/x", 500))
+    assert is_ambiguous(ServiceHTTPError("S", "POST", "/x", 504))
+    assert not is_ambiguous(ServiceHTTPError("S", "POST", "/x", 503))  # not processed
+    assert not is_ambiguous(ServiceHTTPError("S", "POST", "/x", 400))  # definite answer
+    assert is_ambiguous(MalformedResponseError("garbled"))
+    try:
+        raise ServiceUnavailableError("x") from requests.ReadTimeout("read timed out")
+    except ServiceUnavailableError as wrapped:
+        assert is_ambiguous(wrapped)
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.post(f"http://127.0.0.1:{_closed_port()}/runs", timeout=2)
+    try:
+        raise ServiceUnavailableError("x") from refused.value
+    except ServiceUnavailableError as wrapped:
+        assert not is_ambiguous(wrapped)  # never reached the service
