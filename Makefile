@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench emulator clean lock
+.PHONY: install test test-fast demo bench reliability emulator clean lock
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-fast: $(STAMP)
 ## Runs the example pipelines through a real Airflow stack against the local emulator.
 demo: $(STAMP)
 	$(BIN)/python -m airflow_provider.testing.demo
+
+## Re-runs the fault-injection scenarios and rewrites the counts table of docs/reliability.md.
+reliability: $(STAMP)
+	RELIABILITY_DOC=1 $(BIN)/python -m pytest -q tests/hooks/test_nextmv_faults.py tests/hooks/test_cuopt_faults.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -90,11 +90,16 @@ def test_rejected_invocation_is_resent_safely(conns, nvcf, ledger, tmp_path, sta
 
 
 @pytest.mark.parametrize(
-    "fault",
-    [{"action": "drop", "process": True}, {"action": "status", "status": 500, "process": True}],
+    ("fault", "label"),
+    [
+        ({"action": "drop", "process": True}, "answer lost after NVCF accepted it"),
+        ({"action": "status", "status": 500, "process": True}, "500 after NVCF accepted it"),
+    ],
     ids=["drop-processed", "500-processed"],
 )
-def test_ambiguous_invocation_fails_without_a_second_solve(conns, nvcf, ledger, context, tmp_path, fault):
+def test_ambiguous_invocation_fails_without_a_second_solve(
+    conns, nvcf, ledger, context, tmp_path, fault, label
+):
     nvcf.add_faults({**fault, **INVOKE})
     big = routing_problem(300, 12, seed=2, time_limit=1)  # asset path: the asset must not leak either
     op = CuOptSolveOperator(task_id="s", problem=big, output_uri=str(tmp_path) + "/", poll_seconds=1)
@@ -103,7 +108,7 @@ def test_ambiguous_invocation_fails_without_a_second_solve(conns, nvcf, ledger, 
     time.sleep(0.5)
     assert stats(nvcf)["invocations"] == 1 and stats(nvcf)["assets_live"] == []
     ledger(
-        f"NVCF invocation: {fault['action']} after it was accepted",
+        f"NVCF invocation: {label}",
         "fails without retries (no way to look the request up): never a second solve; asset deleted",
         runs=stats(nvcf)["invocations"],
         retries=0,
@@ -117,19 +122,21 @@ def test_ambiguous_invocation_fails_without_a_second_solve(conns, nvcf, ledger, 
 @pytest.mark.parametrize(
     "fault",
     [
-        {"action": "status", "status": 502, "times": 2},
-        {"action": "status", "status": 504, "times": 2},
-        {"action": "malformed", "times": 1},
-        {"action": "delay", "seconds": 20, "process": False},
+        {"action": "status", "status": 502, "times": 2, "label": "HTTP 502"},
+        {"action": "status", "status": 504, "times": 2, "label": "HTTP 504"},
+        {"action": "malformed", "times": 1, "label": "garbled answer"},
+        {"action": "delay", "seconds": 20, "process": False, "label": "slower than the read timeout"},
     ],
     ids=["502", "504", "malformed", "slow"],
 )
 def test_status_poll_faults_are_retried(conns, nvcf, ledger, tmp_path, fault):
+    fault = dict(fault)
+    label = fault.pop("label")
     nvcf.add_faults({**fault, **STATUS})
     event = solve(hook(), SMALL, tmp_path)
     assert event.status is SolveEventStatus.SUCCEEDED
     ledger(
-        f"NVCF status poll: {fault['action']} {fault.get('status', '')}".strip(),
+        f"NVCF status poll: {label}",
         "retried (reads are idempotent)",
         runs=stats(nvcf)["invocations"],
         retries=faulted(nvcf),
@@ -139,11 +146,15 @@ def test_status_poll_faults_are_retried(conns, nvcf, ledger, tmp_path, fault):
 
 
 @pytest.mark.parametrize(
-    "fault",
-    [{"action": "reset_upload"}, {"action": "expire"}, {"action": "status", "status": 503}],
+    ("fault", "label"),
+    [
+        ({"action": "reset_upload"}, "connection reset mid-upload"),
+        ({"action": "expire"}, "presigned URL expired"),
+        ({"action": "status", "status": 503}, "storage answered 503"),
+    ],
     ids=["reset", "expired", "503"],
 )
-def test_broken_asset_upload_gets_a_new_asset_and_leaks_none(conns, nvcf, ledger, tmp_path, fault):
+def test_broken_asset_upload_gets_a_new_asset_and_leaks_none(conns, nvcf, ledger, tmp_path, fault, label):
     nvcf.add_faults({**fault, **ASSET_PUT})
     event = solve(hook(), routing_problem(300, 12, seed=3, time_limit=1), tmp_path)
     h = hook()
@@ -152,7 +163,7 @@ def test_broken_asset_upload_gets_a_new_asset_and_leaks_none(conns, nvcf, ledger
     assert event.status is SolveEventStatus.SUCCEEDED and s["invocations"] == 1
     assert s["assets_created"] == 2 and s["assets_live"] == []
     ledger(
-        f"Asset upload: {fault['action']}",
+        f"Asset upload: {label}",
         "new asset, upload restarted from the staged file, broken asset deleted",
         runs=s["invocations"],
         retries=faulted(nvcf),
@@ -163,18 +174,22 @@ def test_broken_asset_upload_gets_a_new_asset_and_leaks_none(conns, nvcf, ledger
 
 
 @pytest.mark.parametrize(
-    "fault",
-    [{"action": "truncate"}, {"action": "reset_download", "times": 2}, {"action": "status", "status": 500}],
+    ("fault", "label"),
+    [
+        ({"action": "truncate"}, "zip cut short"),
+        ({"action": "reset_download", "times": 2}, "connection reset mid-download"),
+        ({"action": "status", "status": 500}, "storage answered 500"),
+    ],
     ids=["truncated-zip", "reset", "500"],
 )
-def test_damaged_large_result_is_downloaded_again(conns, nvcf, ledger, tmp_path, fault):
+def test_damaged_large_result_is_downloaded_again(conns, nvcf, ledger, tmp_path, fault, label):
     nvcf.add_faults({**fault, **RESULT_GET})
     event = solve(hook(), lp_problem(300, 40, seed=4), tmp_path)
     assert event.status is SolveEventStatus.SUCCEEDED and stats(nvcf)["large_results"] == 1
     result = json.loads((tmp_path / f"{event.req_id}.json").read_text())
     assert len(result["response"]["solver_response"]["solution"]["primal_solution"]) == 300
     ledger(
-        f"Large-result zip: {fault['action']}",
+        f"Large-result zip: {label}",
         "downloaded again (the URL stays valid); stored only when whole",
         runs=stats(nvcf)["invocations"],
         retries=faulted(nvcf),
