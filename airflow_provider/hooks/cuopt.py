@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import Any
 
 import requests
-from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, event_for, timeout_event
 from airflow_provider.exceptions import (
@@ -27,20 +26,19 @@ from airflow_provider.exceptions import (
     ServiceHTTPError,
     ServiceUnavailableError,
 )
+from airflow_provider.hooks._base import ServiceHook
 from airflow_provider.hooks._cuopt_transfer import SERVICE, CuOptTransfers
 from airflow_provider.protocol import cuopt as proto
 from airflow_provider.utils.http import (
-    DEFAULT_TIMEOUT,
-    USER_AGENT,
     Answer,
     parse_json_answer,
 )
 from airflow_provider.utils.redact import mask_secrets, redact_url
-from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy, is_ambiguous
+from airflow_provider.utils.retry import is_ambiguous
 from airflow_provider.utils.sync_http import call_with_retries, raise_for_status
 
 
-class CuOptHook(CuOptTransfers, BaseHook):
+class CuOptHook(CuOptTransfers, ServiceHook):
     """Talks to NVIDIA cuOpt on NVCF with an API key (SAK) or client credentials (JWT).
 
     Connection (type ``cuopt``): *password* = NVCF API key, or extras ``client_id`` /
@@ -54,48 +52,17 @@ class CuOptHook(CuOptTransfers, BaseHook):
     conn_type = "cuopt"
     hook_name = "NVIDIA cuOpt (NVCF)"
 
-    def __init__(
-        self,
-        cuopt_conn_id: str = default_conn_name,
-        *,
-        retry_policy: RetryPolicy = DEFAULT_POLICY,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__()
+    def __init__(self, cuopt_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.cuopt_conn_id = cuopt_conn_id
-        self.retry_policy = retry_policy
-        self.timeout = timeout
         self._tokens = proto.TokenCache()
 
-    # ------------------------------------------------------------------------------------ connection
     @cached_property
     def settings(self) -> proto.CuOptSettings:
         conn = self.get_connection(self.cuopt_conn_id)
         settings = proto.CuOptSettings.from_connection(conn.host, conn.password, conn.extra_dejson)
         mask_secrets(settings.api_key, settings.client_secret)
         return settings
-
-    @cached_property
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        session.verify = self.settings.tls.requests_verify
-        return session
-
-    @cached_property
-    def transfer_session(self) -> requests.Session:
-        """Presigned asset uploads and result downloads: no credentials, ever."""
-        session = requests.Session()
-        session.verify = self.settings.tls.requests_verify
-        return session
-
-    def get_conn(self) -> requests.Session:
-        return self.session
-
-    def close(self) -> None:
-        for name in ("session", "transfer_session"):
-            if name in self.__dict__:
-                self.__dict__.pop(name).close()
 
     def bearer_token(self) -> str:
         """The API key, or a cached JWT refreshed before it expires (checked before every call)."""
@@ -248,10 +215,7 @@ class CuOptHook(CuOptTransfers, BaseHook):
             )
         except ServiceHTTPError as exc:
             if exc.status_code == 404:
-                raise RequestGoneError(
-                    f"NVCF does not know request {req_id} (HTTP 404): its result was already handed out once "
-                    "(NVCF delivers a result only once) or the request expired."
-                ) from exc
+                raise RequestGoneError(proto.gone_message(req_id)) from exc
             raise
         return self._interpret(response)
 

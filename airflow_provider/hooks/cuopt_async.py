@@ -155,52 +155,43 @@ class CuOptAsyncHook:
         return False
 
     # ------------------------------------------------------------------------------------ calls
-    async def poll(self, req_id: str, poll_seconds: int = proto.DEFAULT_POLL_SECONDS) -> proto.Invocation:
+    async def _api(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        """One authenticated NVCF call (fresh token, 401 → renew once, shared retry policy)."""
         settings = await self.settings()
         session, _ = await self._sessions()
-        path = proto.status_path(req_id)
+        return await request_json(
+            session,
+            method,
+            settings.url(path),
+            service=SERVICE,
+            target=f"/{path}",
+            what=what,
+            policy=self.retry_policy,
+            logger=log,
+            headers=self._auth_headers,
+            on_unauthorized=self._renew,
+            **kwargs,
+        )
+
+    async def poll(self, req_id: str, poll_seconds: int = proto.DEFAULT_POLL_SECONDS) -> proto.Invocation:
         try:
-            answer = await request_json(
-                session,
+            answer = await self._api(
                 "GET",
-                settings.url(path),
-                service=SERVICE,
-                target=f"/{path}",
+                proto.status_path(req_id),
                 what="poll request status",
-                policy=self.retry_policy,
-                logger=log,
-                headers=self._auth_headers,
-                on_unauthorized=self._renew,
                 accept=proto.is_error_envelope,
                 static_headers=proto.poll_headers(poll_seconds),
                 timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=poll_seconds + 30),
             )
         except ServiceHTTPError as exc:
             if exc.status_code == 404:
-                raise RequestGoneError(
-                    f"NVCF does not know request {req_id} (HTTP 404): its result was already handed out once "
-                    "(NVCF delivers a result only once) or the request expired."
-                ) from exc
+                raise RequestGoneError(proto.gone_message(req_id)) from exc
             raise
         return proto.interpret(answer.status, answer.payload, req_id_header=answer.headers.get("NVCF-REQID"))
 
     async def delete_asset(self, asset_id: str) -> bool:
-        settings = await self.settings()
-        session, _ = await self._sessions()
-        path = proto.asset_path(asset_id)
         try:
-            await request_json(
-                session,
-                "DELETE",
-                settings.url(path),
-                service=SERVICE,
-                target=f"/{path}",
-                what="delete asset",
-                policy=self.retry_policy,
-                logger=log,
-                headers=self._auth_headers,
-                on_unauthorized=self._renew,
-            )
+            await self._api("DELETE", proto.asset_path(asset_id), what="delete asset")
         except ServiceHTTPError as exc:
             if exc.status_code != 404:
                 raise

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-import requests
-from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata, timeout_event
 from airflow_provider.exceptions import (
@@ -23,22 +21,18 @@ from airflow_provider.exceptions import (
     RunTimeoutError,
     ServiceUnavailableError,
 )
+from airflow_provider.hooks._base import ServiceHook
 from airflow_provider.hooks._nextmv_transfer import SERVICE, NextmvTransfers
 from airflow_provider.protocol import nextmv as proto
-from airflow_provider.utils.http import DEFAULT_TIMEOUT
 from airflow_provider.utils.polling import poll_delay
 from airflow_provider.utils.redact import mask_secrets
-from airflow_provider.utils.retry import (
-    DEFAULT_POLICY,
-    RetryPolicy,
-)
 from airflow_provider.utils.sync_http import (
     call_with_retries,
     raise_for_status,
 )
 
 
-class NextmvHook(NextmvTransfers, BaseHook):
+class NextmvHook(NextmvTransfers, ServiceHook):
     """Talks to the Nextmv Cloud API with an API key.
 
     Connection (type ``nextmv``): *password* = API key; *host* = API endpoint (default
@@ -55,19 +49,10 @@ class NextmvHook(NextmvTransfers, BaseHook):
     conn_type = "nextmv"
     hook_name = "Nextmv Cloud"
 
-    def __init__(
-        self,
-        nextmv_conn_id: str = default_conn_name,
-        *,
-        retry_policy: RetryPolicy = DEFAULT_POLICY,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__()
+    def __init__(self, nextmv_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.nextmv_conn_id = nextmv_conn_id
-        self.retry_policy = retry_policy
-        self.timeout = timeout
 
-    # ------------------------------------------------------------------------------------ connection
     @cached_property
     def settings(self) -> proto.NextmvSettings:
         conn = self.get_connection(self.nextmv_conn_id)
@@ -75,29 +60,8 @@ class NextmvHook(NextmvTransfers, BaseHook):
         mask_secrets(settings.api_key)
         return settings
 
-    @cached_property
-    def session(self) -> requests.Session:
-        """The API session: carries the API key. Never used for presigned URLs."""
-        session = requests.Session()
-        session.headers.update(self.settings.headers)
-        session.verify = self.settings.tls.requests_verify
-        return session
-
-    @cached_property
-    def transfer_session(self) -> requests.Session:
-        """Presigned upload/download session: no Authorization header, ever."""
-        session = requests.Session()
-        session.trust_env = True
-        session.verify = self.settings.tls.requests_verify
-        return session
-
-    def get_conn(self) -> requests.Session:
-        return self.session
-
-    def close(self) -> None:
-        for name in ("session", "transfer_session"):
-            if name in self.__dict__:
-                self.__dict__.pop(name).close()
+    def api_headers(self) -> dict[str, Any]:
+        return self.settings.headers  # the API key, on every API call
 
     # ------------------------------------------------------------------------------------ plumbing
     def _call(
@@ -110,43 +74,28 @@ class NextmvHook(NextmvTransfers, BaseHook):
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         stream: bool = False,
-    ) -> requests.Response:
-        """One API call with the shared retry policy; HTTP errors become :class:`ServiceHTTPError`."""
+        parse: bool = False,
+    ) -> Any:
+        """One API call with the shared retry policy; HTTP errors become :class:`ServiceHTTPError`.
+
+        With ``parse`` the JSON body is returned, parsed inside the retry loop: a garbled answer is
+        retried for reads and counts as an ambiguous failure for creates.
+        """
         url = self.settings.url(path)
 
-        def attempt() -> requests.Response:
+        def attempt() -> Any:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=self.timeout, stream=stream
             )
             raise_for_status(response, SERVICE, method, f"/{path}")
-            return response
+            return proto.parse_json_body(response.content, what) if parse else response
 
         return call_with_retries(
             self.retry_policy, idempotent=idempotent, logger=self.log, service=SERVICE, what=what, fn=attempt
         )
 
-    def _call_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        what: str,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-    ) -> Any:
-        """Like :meth:`_call`, parsing the JSON body inside the retry loop: a garbled body is retried
-        for reads and counts as an ambiguous failure for creates."""
-        url = self.settings.url(path)
-
-        def attempt() -> Any:
-            response = self.session.request(method, url, params=params, json=json_body, timeout=self.timeout)
-            raise_for_status(response, SERVICE, method, f"/{path}")
-            return proto.parse_json_body(response.content, what)
-
-        return call_with_retries(
-            self.retry_policy, idempotent=idempotent, logger=self.log, service=SERVICE, what=what, fn=attempt
-        )
+    def _call_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, parse=True, **kwargs)
 
     # ------------------------------------------------------------------------------------ runs
     def list_runs(self, app_id: str, *, max_pages: int = 5) -> list[dict[str, Any]]:

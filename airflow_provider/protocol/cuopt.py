@@ -265,6 +265,13 @@ def invoke_body(
     return {"requestHeader": header, "requestBody": body}
 
 
+def gone_message(req_id: str) -> str:
+    return (
+        f"NVCF does not know request {req_id} (HTTP 404): its result was already handed out once "
+        "(NVCF delivers a result only once) or the request expired."
+    )
+
+
 def poll_headers(poll_seconds: int) -> dict[str, str]:
     """Status polls carry their window explicitly (``NVCF-POLL-SECONDS``), so NVCF never holds a
     request longer than the client's read timeout allows."""

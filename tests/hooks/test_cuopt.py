@@ -158,7 +158,7 @@ def test_client_credentials_token_is_reused_while_fresh(emulator, cuopt_client_c
 def test_token_that_expires_while_pending_is_renewed(tmp_path, client_conn_json):
     from airflow_provider.testing.emulator import EmulatorProcess
 
-    args = ("--token-ttl", "3", "--nvcf-queue-delay", "7")
+    args = ("--token-ttl", "8", "--nvcf-queue-delay", "11")  # refreshed 2 s (ttl/4) ahead
     with EmulatorProcess(api_keys=("k-t",), extra_args=args) as emu:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("AIRFLOW_CONN_CUOPT_T", client_conn_json(emu))
