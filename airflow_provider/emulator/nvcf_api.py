@@ -110,7 +110,7 @@ class NvcfService:
         assets = _asset_ids(header.get("inputAssetReferences"))
         window = self._window(header.get("pollDurationSeconds", request.headers.get("NVCF-POLL-SECONDS")))
         invocation = self._submit(function, envelope["requestBody"], assets)
-        return await self._answer(invocation, window, pexec=False)
+        return await self._answer(request, invocation, window, pexec=False)
 
     async def pexec_invoke(self, request: web.Request) -> web.Response:
         function = self._version(request)
@@ -122,7 +122,7 @@ class NvcfService:
         except ValueError:
             body = _Unparsable()
         invocation = self._submit(function, body, assets)
-        return await self._answer(invocation, window, pexec=True)
+        return await self._answer(request, invocation, window, pexec=True)
 
     async def status(self, request: web.Request) -> web.Response:
         req_id = request.match_info["req_id"]
@@ -131,7 +131,7 @@ class NvcfService:
         if invocation is None:
             raise _unknown_request(req_id)
         window = self._window(request.headers.get("NVCF-POLL-SECONDS"))
-        return await self._answer(invocation, window, pexec=request.path.startswith(f"{BASE}/pexec/"))
+        return await self._answer(request, invocation, window, pexec=request.path.startswith(f"{BASE}/pexec/"))
 
     def _submit(self, function: tuple[str, str], body: Any, assets: list[str]) -> Invocation:
         def prepare(req_id: str) -> SolveJob | JobResult:
@@ -159,8 +159,13 @@ class NvcfService:
         self.stats.incr_keyed(API, "invocations_by_function", function[0])
         return invocation
 
-    async def _answer(self, invocation: Invocation, window: int, *, pexec: bool) -> web.Response:
-        if await self.book.wait(invocation, window):
+    async def _answer(
+        self, request: web.Request, invocation: Invocation, window: int, *, pexec: bool
+    ) -> web.Response:
+        # A long poll whose client hung up (killed worker or triggerer) must not consume the
+        # once-only answer: it could never be delivered. Assumed of the real gateway too, which
+        # relays the answer only on an open connection (unverified; see docs/emulator.md).
+        if await self.book.wait(invocation, window) and not _client_gone(request):
             taken = self.book.take(invocation.req_id)
             if taken is None:  # a concurrent poll received the answer first
                 raise _unknown_request(invocation.req_id)
@@ -276,6 +281,11 @@ def _unknown_request(req_id: str) -> web.HTTPException:
         f"Request '{req_id}' not found: unknown, or its result was already delivered "
         "(NVCF hands a result out once)",
     )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _error_answer(req_id: str, result: JobResult, headers: dict[str, str], pexec: bool) -> web.Response:
