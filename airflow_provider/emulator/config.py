@@ -111,6 +111,9 @@ class EmulatorConfig:
     nvcf: NvcfConfig = dataclasses.field(default_factory=NvcfConfig)
     #: Fault rules installed at start-up (checked; see fault_rules.validate_rule).
     faults: tuple[dict[str, Any], ...] = ()
+    #: Serve https with this PEM certificate (chain) and key: for testing TLS settings offline.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.api_keys or not all(self.api_keys):
@@ -121,6 +124,12 @@ class EmulatorConfig:
             raise ConfigError("queue_delay must be >= 0 and presign_ttl > 0")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 _SCALARS = {
@@ -133,6 +142,8 @@ _SCALARS = {
     "queue_delay": float,
     "presign_ttl": float,
     "log_level": str,
+    "tls_cert": Path,
+    "tls_key": Path,
 }
 
 
@@ -230,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--queue-delay", type=float, metavar="SECONDS", help="minimum time a run stays queued (default 0)")
     add("--presign-ttl", type=float, metavar="SECONDS", help="lifetime of presigned URLs (default 900)")
     add("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    add("--tls-cert", metavar="PEM", help="serve https with this certificate (chain); needs --tls-key")
+    add("--tls-key", metavar="PEM", help="private key of --tls-cert")
     add_nvcf_arguments(parser)
     return parser
 

@@ -13,6 +13,7 @@ import hmac
 import logging
 import shutil
 import signal
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -167,11 +168,19 @@ def build_app(config: EmulatorConfig) -> web.Application:
     return app
 
 
-def set_public_url(app: web.Application, host: str, port: int) -> None:
-    """Defaults the base of presigned URLs to ``http://host:port`` (loopback for wildcard hosts)."""
+def set_public_url(app: web.Application, host: str, port: int, scheme: str = "http") -> None:
+    """Defaults the base of presigned URLs to ``scheme://host:port`` (loopback for wildcard hosts)."""
     if app[SIGNER].public_url is None:
         reachable = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        app[SIGNER].public_url = URL.build(scheme="http", host=reachable, port=port)
+        app[SIGNER].public_url = URL.build(scheme=scheme, host=reachable, port=port)
+
+
+def _ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    return context
 
 
 async def serve(config: EmulatorConfig) -> None:
@@ -183,14 +192,14 @@ async def serve(config: EmulatorConfig) -> None:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config))
         await site.start()
         port = runner.addresses[0][1]
-        set_public_url(app, config.host, port)
+        set_public_url(app, config.host, port, config.scheme)
         if config.port_file:
             _write_atomically(Path(config.port_file), str(port))
         logger.info("data dir: %s", app[STORE].root)
-        print(f"emulator listening on {URL.build(scheme='http', host=config.host, port=port)}", flush=True)
+        print(f"emulator listening on {URL.build(scheme=config.scheme, host=config.host, port=port)}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,6 +17,19 @@ from airflow_provider.utils.http import DEFAULT_TIMEOUT, USER_AGENT, TLSSettings
 from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
 
 
+class _Session(requests.Session):
+    """A session whose own ``verify`` (the connection's TLS setting) beats ``REQUESTS_CA_BUNDLE``.
+
+    Plain requests lets those environment variables override ``session.verify`` — even
+    ``verify=False`` or a configured CA bundle (psf/requests#3829).
+    """
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        if verify is None and self.verify is not True:
+            verify = self.verify
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+
 class ServiceHook(BaseHook):
     """Base of :class:`~airflow_provider.hooks.nextmv.NextmvHook` and :class:`~airflow_provider.hooks.cuopt.CuOptHook`.
 
@@ -42,7 +55,7 @@ class ServiceHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """The API session. Never used for presigned URLs."""
-        session = requests.Session()
+        session = _Session()
         session.headers.update(self.api_headers())
         session.verify = self.tls.requests_verify
         return session
@@ -50,7 +63,7 @@ class ServiceHook(BaseHook):
     @cached_property
     def transfer_session(self) -> requests.Session:
         """Presigned uploads/downloads: no credentials, ever."""
-        session = requests.Session()
+        session = _Session()
         session.verify = self.tls.requests_verify
         return session
 

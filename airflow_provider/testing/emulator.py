@@ -49,6 +49,7 @@ class EmulatorProcess:
         data_dir: str | Path | None = None,
         log_path: str | Path | None = None,
         startup_timeout: float = 30.0,
+        tls: tuple[str | Path, str | Path] | None = None,
     ) -> None:
         if not api_keys:
             raise ValueError("at least one API key is needed")
@@ -63,6 +64,8 @@ class EmulatorProcess:
         self._log_file: IO[bytes] | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._port: int | None = None
+        #: (certificate, key) PEM files: serve https; the helper trusts that certificate itself.
+        self._tls = (Path(tls[0]), Path(tls[1])) if tls else None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -78,6 +81,8 @@ class EmulatorProcess:
             args += ["--client", f"{client_id}:{secret}"]
         if self._data_dir is not None:
             args += ["--data-dir", str(self._data_dir)]
+        if self._tls is not None:
+            args += ["--tls-cert", str(self._tls[0]), "--tls-key", str(self._tls[1])]
         return args + list(self._extra_args)
 
     def start(self) -> EmulatorProcess:
@@ -117,7 +122,7 @@ class EmulatorProcess:
                 self._port = int(port_file.read_text(encoding="utf-8"))
             if self._port is not None:
                 try:
-                    if requests.get(f"{self.url}/_emulator/health", timeout=2).ok:
+                    if requests.get(f"{self.url}/_emulator/health", timeout=2, verify=self._verify).ok:
                         return
                 except requests.RequestException:
                     pass
@@ -158,7 +163,11 @@ class EmulatorProcess:
     def url(self) -> str:
         if self._port is None:
             raise RuntimeError("the emulator is not running")
-        return f"http://127.0.0.1:{self._port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._port}"
+
+    @property
+    def _verify(self) -> str | bool:
+        return str(self._tls[0]) if self._tls else True
 
     @property
     def api_key(self) -> str:
@@ -204,6 +213,7 @@ class EmulatorProcess:
             json=json_body,
             headers={"Authorization": f"Bearer {self.api_key}"},
             timeout=10,
+            verify=self._verify,
         )
         response.raise_for_status()
         return response.json()
