@@ -123,3 +123,13 @@ async def test_token_renewed_inside_the_trigger(tmp_path, client_conn_json):
             (event,) = await events(trigger)
         assert event.payload["status"] == "succeeded"
         assert emu.stats()["nvcf"]["tokens_issued"] >= 3  # worker's token + renewals in the trigger
+
+
+async def test_on_kill_deletes_the_asset(hook, pending_emulator, tmp_path):
+    from airflow_provider.emulator.cuopt.generate import routing_problem
+
+    req_id, asset_id = submit_pending(hook, routing_problem(300, 12, seed=6, time_limit=1))
+    assert asset_id in pending_emulator.stats()["nvcf"]["assets_live"]
+    trigger = CuOptSolveTrigger(req_id=req_id, output_uri=str(tmp_path), end_time=time.time() + 60, asset_id=asset_id)
+    await trigger.on_kill()
+    assert asset_id not in pending_emulator.stats()["nvcf"]["assets_live"]
