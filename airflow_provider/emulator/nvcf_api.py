@@ -131,7 +131,9 @@ class NvcfService:
         if invocation is None:
             raise _unknown_request(req_id)
         window = self._window(request.headers.get("NVCF-POLL-SECONDS"))
-        return await self._answer(request, invocation, window, pexec=request.path.startswith(f"{BASE}/pexec/"))
+        return await self._answer(
+            request, invocation, window, pexec=request.path.startswith(f"{BASE}/pexec/")
+        )
 
     def _submit(self, function: tuple[str, str], body: Any, assets: list[str]) -> Invocation:
         def prepare(req_id: str) -> SolveJob | JobResult:

@@ -199,7 +199,10 @@ async def serve(config: EmulatorConfig) -> None:
         if config.port_file:
             _write_atomically(Path(config.port_file), str(port))
         logger.info("data dir: %s", app[STORE].root)
-        print(f"emulator listening on {URL.build(scheme=config.scheme, host=config.host, port=port)}", flush=True)
+        print(
+            f"emulator listening on {URL.build(scheme=config.scheme, host=config.host, port=port)}",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -55,16 +55,19 @@ class CuOptAsyncHook:
 
     async def settings(self) -> proto.CuOptSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
+            self._settings = await async_sessions.cached_settings(
+                ("cuopt", self.cuopt_conn_id), self._load_settings
             )
-
-            conn = await get_async_connection(self.cuopt_conn_id)
-            extras = await get_async_extra_dejson(conn)
-            self._settings = proto.CuOptSettings.from_connection(conn.host, conn.password, extras)
-            mask_secrets(self._settings.api_key, self._settings.client_secret)
         return self._settings
+
+    async def _load_settings(self) -> proto.CuOptSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.cuopt_conn_id)
+        extras = await get_async_extra_dejson(conn)
+        settings = proto.CuOptSettings.from_connection(conn.host, conn.password, extras)
+        mask_secrets(settings.api_key, settings.client_secret)
+        return settings
 
     async def _sessions(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
         """The loop-wide shared API and transfer sessions for this endpoint (``utils/async_sessions.py``).

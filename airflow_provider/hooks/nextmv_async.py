@@ -23,6 +23,9 @@ from airflow_provider.utils.redact import mask_secrets
 from airflow_provider.utils.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
+#: Status calls in flight per loop and settings (= the connection pool size): a burst of waits
+#: queues on a semaphore instead of building a thousand requests in one loop iteration.
+MAX_IN_FLIGHT = 32
 
 
 class NextmvAsyncHook:
@@ -44,16 +47,19 @@ class NextmvAsyncHook:
 
     async def settings(self) -> proto.NextmvSettings:
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
+            self._settings = await async_sessions.cached_settings(
+                ("nextmv", self.nextmv_conn_id), self._load_settings
             )
-
-            conn = await get_async_connection(self.nextmv_conn_id)
-            extras = await get_async_extra_dejson(conn)
-            self._settings = proto.NextmvSettings.from_connection(conn.host, conn.password, extras)
-            mask_secrets(self._settings.api_key)
         return self._settings
+
+    async def _load_settings(self) -> proto.NextmvSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.nextmv_conn_id)
+        extras = await get_async_extra_dejson(conn)
+        settings = proto.NextmvSettings.from_connection(conn.host, conn.password, extras)
+        mask_secrets(settings.api_key)
+        return settings
 
     async def session(self) -> aiohttp.ClientSession:
         """The loop-wide shared session for these settings (see ``utils/async_sessions.py``)."""
@@ -67,7 +73,9 @@ class NextmvAsyncHook:
                     headers=settings.headers,
                     timeout=aiohttp.ClientTimeout(sock_connect=self.timeout[0], sock_read=self.timeout[1]),
                     # status polls are short: a small pool of kept-alive connections serves many waits
-                    connector=aiohttp.TCPConnector(ssl=ssl, limit_per_host=32, keepalive_timeout=60),
+                    connector=aiohttp.TCPConnector(
+                        ssl=ssl, limit_per_host=MAX_IN_FLIGHT, keepalive_timeout=60
+                    ),
                 )
 
             self._session = async_sessions.acquire(self._key, factory)
@@ -86,16 +94,18 @@ class NextmvAsyncHook:
 
     async def _call(self, method: str, path: str, *, what: str) -> Any:
         settings = await self.settings()
-        answer = await request_json(
-            await self.session(),
-            method,
-            settings.url(path),
-            service="Nextmv Cloud",
-            target=f"/{path}",
-            what=what,
-            policy=self.retry_policy,
-            logger=log,
-        )
+        session = await self.session()
+        async with async_sessions.limiter(self._key, MAX_IN_FLIGHT):
+            answer = await request_json(
+                session,
+                method,
+                settings.url(path),
+                service="Nextmv Cloud",
+                target=f"/{path}",
+                what=what,
+                policy=self.retry_policy,
+                logger=log,
+            )
         return answer.payload
 
     async def get_run_metadata(self, app_id: str, run_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from airflow_provider.hooks._cuopt_results import already_stored
 from airflow_provider.hooks.cuopt_async import CuOptAsyncHook
 from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, InvocationStatus
 from airflow_provider.utils.redact import redact_text
+from airflow_provider.utils.triggerer_gc import freeze_startup_objects_once
 
 
 class CuOptSolveTrigger(BaseTrigger):
@@ -69,6 +70,7 @@ class CuOptSolveTrigger(BaseTrigger):
         return CuOptAsyncHook(self.cuopt_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        freeze_startup_objects_once()
         async with self._hook() as hook:
             event = await self._wait(hook)
             if event.asset_id:  # every outcome, timeouts included: the task fails or ends here

@@ -9,6 +9,7 @@ cancel when a user kills the task, Airflow 3.3+).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from airflow_provider.hooks.nextmv_async import NextmvAsyncHook
 from airflow_provider.protocol.nextmv import run_status
 from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL, poll_delay
 from airflow_provider.utils.redact import redact_text
+from airflow_provider.utils.triggerer_gc import freeze_startup_objects_once
 
 
 class NextmvRunTrigger(BaseTrigger):
@@ -68,6 +70,7 @@ class NextmvRunTrigger(BaseTrigger):
         return NextmvAsyncHook(self.nextmv_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        freeze_startup_objects_once()
         event = await self._wait()
         self.log.info("Nextmv run %s: %s %s", self.run_id, event.status.value, event.message[:500])
         yield TriggerEvent(event.to_payload())
@@ -76,6 +79,11 @@ class NextmvRunTrigger(BaseTrigger):
         attempt = 0
         last_status = None
         try:
+            # The task checked the run just before deferring, and many triggers often start together
+            # (a triggerer restart, a mapped task): spread the first polls over one interval.
+            await asyncio.sleep(
+                random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time())))
+            )
             async with self._hook() as hook:
                 while True:
                     metadata = await hook.get_run_metadata(self.app_id, self.run_id)
