@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +20,6 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 import pytest  # noqa: E402
-import requests  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,52 +95,12 @@ def nextmv_conn(emulator, monkeypatch):
     return "nextmv_default"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class S3Server:
-    """moto in server mode: a real S3 HTTP endpoint reached by boto3/smart-open over a socket."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp / "moto.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(self.endpoint + "/moto-api/", timeout=1)
-                return
-            except requests.ConnectionError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"moto server died: {(tmp / 'moto.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        raise RuntimeError("moto server did not start")
-
-    def client(self):
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    server = S3Server(tmp_path_factory.mktemp("moto"))
+    """moto in server mode: a real S3 HTTP endpoint reached by boto3/smart-open over a socket."""
+    from airflow_provider.testing.s3 import LocalS3
+
+    server = LocalS3(tmp_path_factory.mktemp("moto") / "moto.log").start()
     try:
         yield server
     finally:
@@ -154,10 +110,8 @@ def s3_server(tmp_path_factory):
 @pytest.fixture
 def s3(s3_server, monkeypatch):
     """A fresh bucket on the local S3 server; smart-open/boto3 find it through AWS_ENDPOINT_URL."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
     client = s3_server.client()
     bucket = f"bucket-{time.monotonic_ns()}"
     client.create_bucket(Bucket=bucket)
