@@ -57,6 +57,14 @@ def faulted(nvcf):
     return sum(1 for r in nvcf.requests_log() if r.get("fault"))
 
 
+def record(ledger, nvcf, fault, behaviour, **extra):
+    """One ledger row: invocations NVCF saw, requests the fault hit, no duplicates."""
+    extra.setdefault("retries", faulted(nvcf))
+    extra.setdefault("secrets", ["k-faults"])
+    invocations = stats(nvcf)["invocations"]
+    ledger(fault, behaviour, runs=invocations, duplicates=invocations - 1, **extra)
+
+
 def hook(conn_id="cuopt_default"):
     return CuOptHook(conn_id, retry_policy=FAST, timeout=(5, 10))
 
@@ -79,13 +87,11 @@ def test_rejected_invocation_is_resent_safely(conns, nvcf, ledger, tmp_path, sta
     nvcf.add_faults({"action": "status", "status": status, **extra, **INVOKE, "times": 2})
     event = solve(hook(), SMALL, tmp_path)
     assert event.status is SolveEventStatus.SUCCEEDED and stats(nvcf)["invocations"] == 1
-    ledger(
+    record(
+        ledger,
+        nvcf,
         f"HTTP {status} on the NVCF invocation",
         "re-sent: the request was not acted on",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
-        secrets=["k-faults"],
     )
 
 
@@ -107,15 +113,14 @@ def test_ambiguous_invocation_fails_without_a_second_solve(
         op.execute(context)
     time.sleep(0.5)
     assert stats(nvcf)["invocations"] == 1 and stats(nvcf)["assets_live"] == []
-    ledger(
+    record(
+        ledger,
+        nvcf,
         f"NVCF invocation: {label}",
         "fails without retries (no way to look the request up): never a second solve; asset deleted",
-        runs=stats(nvcf)["invocations"],
         retries=0,
-        duplicates=stats(nvcf)["invocations"] - 1,
         orphaned_assets=len(stats(nvcf)["assets_live"]),
         texts=[info.value],
-        secrets=["k-faults"],
     )
 
 
@@ -135,13 +140,11 @@ def test_status_poll_faults_are_retried(conns, nvcf, ledger, tmp_path, fault):
     nvcf.add_faults({**fault, **STATUS})
     event = solve(hook(), SMALL, tmp_path)
     assert event.status is SolveEventStatus.SUCCEEDED
-    ledger(
+    record(
+        ledger,
+        nvcf,
         f"NVCF status poll: {label}",
         "retried (reads are idempotent)",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
-        secrets=["k-faults"],
     )
 
 
@@ -162,14 +165,14 @@ def test_broken_asset_upload_gets_a_new_asset_and_leaks_none(conns, nvcf, ledger
     s = stats(nvcf)
     assert event.status is SolveEventStatus.SUCCEEDED and s["invocations"] == 1
     assert s["assets_created"] == 2 and s["assets_live"] == []
-    ledger(
+    record(
+        ledger,
+        nvcf,
         f"Asset upload: {label}",
         "new asset, upload restarted from the staged file, broken asset deleted",
         runs=s["invocations"],
-        retries=faulted(nvcf),
         duplicates=s["invocations"] - 1,
         orphaned_assets=len(s["assets_live"]),
-        secrets=["k-faults"],
     )
 
 
@@ -188,13 +191,11 @@ def test_damaged_large_result_is_downloaded_again(conns, nvcf, ledger, tmp_path,
     assert event.status is SolveEventStatus.SUCCEEDED and stats(nvcf)["large_results"] == 1
     result = json.loads((tmp_path / f"{event.req_id}.json").read_text())
     assert len(result["response"]["solver_response"]["solution"]["primal_solution"]) == 300
-    ledger(
+    record(
+        ledger,
+        nvcf,
         f"Large-result zip: {label}",
         "downloaded again (the URL stays valid); stored only when whole",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
-        secrets=["k-faults"],
     )
 
 
@@ -202,12 +203,11 @@ def test_token_revoked_mid_run_is_renewed(conns, nvcf, ledger, tmp_path):
     nvcf.add_faults({"action": "expire_tokens", **STATUS})
     event = solve(hook("cuopt_jwt"), SMALL, tmp_path)
     assert event.status is SolveEventStatus.SUCCEEDED and stats(nvcf)["tokens_issued"] == 2
-    ledger(
+    record(
+        ledger,
+        nvcf,
         "JWT expires/revoked while the request is pending",
         "401 → new token → the poll succeeds",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
         secrets=["k-faults", "emulator-secret"],
     )
 
@@ -217,14 +217,12 @@ def test_lost_result_fails_with_an_explanation(conns, nvcf, ledger, tmp_path):
     nvcf.add_faults({"action": "drop", "process": True, **STATUS, "times": 2})
     with pytest.raises(RequestGoneError, match="only once") as info:
         solve(hook(), SMALL, tmp_path)
-    ledger(
+    record(
+        ledger,
+        nvcf,
         "Status answer carrying the result lost in transit",
         "fails, saying the result was handed out once",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
         texts=[info.value],
-        secrets=["k-faults"],
     )
 
 
@@ -244,12 +242,10 @@ def test_trigger_rides_out_faults_and_emits_one_event(conns, nvcf, ledger, tmp_p
 
     events = asyncio.run(collect())
     assert [e.payload["status"] for e in events] == ["succeeded"]
-    ledger(
+    record(
+        ledger,
+        nvcf,
         "Trigger: 502s and a garbled answer while long-polling",
         "retried inside the trigger; exactly one event",
-        runs=stats(nvcf)["invocations"],
-        retries=faulted(nvcf),
-        duplicates=stats(nvcf)["invocations"] - 1,
         texts=[json.dumps(e.payload) for e in events],
-        secrets=["k-faults"],
     )

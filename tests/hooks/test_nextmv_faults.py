@@ -40,6 +40,19 @@ def created(emulator) -> int:
     return emulator.stats()["nextmv"]["runs_created"]
 
 
+def record(ledger, emulator, fault, behaviour, **extra):
+    """One ledger row: what the service created, how many requests the fault hit, no duplicates."""
+    extra.setdefault("retries", faulted(emulator))
+    ledger(
+        fault,
+        behaviour,
+        runs=created(emulator),
+        duplicates=created(emulator) - 1,
+        secrets=[emulator.api_key],
+        **extra,
+    )
+
+
 def finish(hook, app, run_id):
     return hook.wait_for_run(app, run_id, deadline=time.time() + 60, poll_interval=0.1, max_poll_interval=0.3)
 
@@ -57,13 +70,11 @@ def test_429_with_retry_after_on_status_polls(hook, emulator, ledger):
     started = time.monotonic()
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
     assert time.monotonic() - started >= 2  # Retry-After honoured
-    ledger(
+    record(
+        ledger,
+        emulator,
         "429 + Retry-After on status polls",
         "retried after the advertised delay",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -72,13 +83,11 @@ def test_5xx_on_status_polls(hook, emulator, ledger, status):
     run_id = submit(hook, input={"a": 1})
     emulator.add_faults({"action": "status", "status": status, "route": METADATA, "times": 3})
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
-    ledger(
+    record(
+        ledger,
+        emulator,
         f"HTTP {status} on status polls",
         "retried with backoff and jitter",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -88,14 +97,13 @@ def test_persistent_5xx_fails_clearly_after_a_bounded_number_of_attempts(hook, e
     with pytest.raises(ServiceHTTPError, match="HTTP 502") as info:
         hook.get_run_metadata("echo", run_id)
     assert faulted(emulator) == FAST.max_attempts
-    ledger(
+    record(
+        ledger,
+        emulator,
         "HTTP 502 that never ends",
         "fails after 5 attempts with the status and the service's text",
-        runs=created(emulator),
         retries=faulted(emulator) - 1,
-        duplicates=created(emulator) - 1,
         texts=[info.value],
-        secrets=[emulator.api_key],
     )
 
 
@@ -104,13 +112,11 @@ def test_503_on_create_run_is_resent_safely(hook, emulator, ledger):
     run_id = submit(hook, input={"a": 1})
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
     assert created(emulator) == 1
-    ledger(
+    record(
+        ledger,
+        emulator,
         "503 on POST /runs (not processed)",
         "re-sent: 503 means the request was not acted on",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -132,13 +138,11 @@ def test_ambiguous_create_run_adopts_the_run_instead_of_duplicating(hook, emulat
         r for r in hook.list_runs("echo") if r["id"] == run_id
     ]  # the run that exists is the one returned
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
-    ledger(
+    record(
+        ledger,
+        emulator,
         f"POST /runs: {label}",
         "looks the submission up by its marker and adopts the run",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -146,13 +150,11 @@ def test_request_dropped_before_processing_is_sent_again(hook, emulator, ledger)
     emulator.add_faults({"action": "drop", "process": False, "route": RUNS, "method": "POST"})
     run_id = submit(hook, input={"a": 1})
     assert created(emulator) == 1 and finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
-    ledger(
+    record(
+        ledger,
+        emulator,
         "POST /runs dropped before it was processed",
         "no run carries the marker: sent once more",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -172,13 +174,11 @@ def test_broken_upload_restarts_from_the_source(hook, emulator, ledger, json_fil
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
     stats = emulator.stats()["nextmv"]
     assert stats["uploads"] == 1 and stats["upload_bytes"] == 6 * MIB and created(emulator) == 1
-    ledger(
+    record(
+        ledger,
+        emulator,
         f"Upload: {label}",
         "new upload URL, upload restarted from the source's first byte",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -201,14 +201,12 @@ def test_broken_download_restarts_and_never_leaves_a_partial_file(
     paths = hook.download_output("echo", run_id, str(tmp_path / "out.json"))
     assert (tmp_path / "out.json").read_bytes() == src.read_bytes()
     assert [p.name for p in tmp_path.iterdir() if p.name != src.name] == ["out.json"]  # no .partial leftovers
-    ledger(
+    record(
+        ledger,
+        emulator,
         f"Download: {label}",
         "restarted with a fresh URL; file renamed into place only when complete",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
         texts=paths,
-        secrets=[emulator.api_key],
     )
 
 
@@ -220,13 +218,11 @@ def test_slow_and_garbled_status_answers_are_retried(hook, emulator, ledger):
         {"action": "truncate", "route": METADATA},
     )
     assert finish(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
-    ledger(
+    record(
+        ledger,
+        emulator,
         "Status poll: slower than the read timeout, garbled, truncated",
         "each retried as a transient read failure",
-        runs=created(emulator),
-        retries=faulted(emulator),
-        duplicates=created(emulator) - 1,
-        secrets=[emulator.api_key],
     )
 
 
@@ -237,12 +233,12 @@ def test_faults_never_put_the_api_key_or_signatures_into_errors(hook, emulator, 
         submit(hook, input_uri=str(src))
     message = str(info.value)
     assert "upload" in message.lower()
-    ledger(
+    record(
+        ledger,
+        emulator,
         "Upload keeps failing",
         "fails after 3 whole-transfer attempts; the message has no URL signature",
-        runs=created(emulator),
         retries=faulted(emulator) - 1,
         duplicates=0,
         texts=[message, json.dumps(message)],
-        secrets=[emulator.api_key],
     )
