@@ -126,7 +126,12 @@ def triggerer(
     report.add(
         Row(
             f"Triggerer: {runs:,} NextmvRunTriggers on one loop",
-            label + (" — with `[optimization_provider] triggerer_gc_freeze = True`" if gc_freeze else " — Airflow defaults"),
+            label
+            + (
+                " — with `[optimization_provider] triggerer_gc_freeze = True`"
+                if gc_freeze
+                else " — Airflow defaults"
+            ),
             f"{result['wall']:.0f} s",
             f"{mib(result['rss_start'])} → peak {mib(result['rss_peak'])}",
             f"{succeeded:,}/{runs:,} succeeded events; detection lag p50 {median(lags):.2f} s, "
