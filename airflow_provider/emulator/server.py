@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-from airflow_provider.emulator import faults, nextmv_api, nvcf_api, presigned
+from airflow_provider.emulator import fault_admin, faults, nextmv_api, nvcf_api, presigned
 from airflow_provider.emulator.app_keys import (
     CONFIG,
     PROTECTED_PREFIXES,
@@ -38,7 +38,7 @@ from airflow_provider.emulator.stats import RequestLog, RequestRecord, Stats
 from airflow_provider.emulator.storage import BlobStore
 
 logger = logging.getLogger("airflow_provider.emulator")
-ADMIN_PREFIX = "/_emulator/"
+ADMIN_PREFIX = faults.ADMIN_PREFIX
 HEALTH_PATH = "/_emulator/health"
 #: Slack above the inline-input limit for the rest of a POST /runs body (options, configuration).
 _BODY_SLACK_BYTES = 1024 * 1024
@@ -164,7 +164,7 @@ def build_app(config: EmulatorConfig) -> web.Application:
     presigned.setup(app)
     for setup_api in API_SETUPS:
         setup_api(app)
-    faults.setup(app)
+    fault_admin.setup(app)
     return app
 
 
