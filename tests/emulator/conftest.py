@@ -133,6 +133,20 @@ def http_client_for() -> Callable[[EmulatorProcess], NextmvHttp]:
 
 
 @pytest.fixture
+def no_leftover_faults(emu: EmulatorProcess) -> Iterator[None]:
+    """No fault rule outlives a test, on the module's own ``emu`` (fault-injection modules use it)."""
+    emu.clear_faults()
+    yield
+    emu.clear_faults()
+
+
+@pytest.fixture
+def api(emu: EmulatorProcess) -> NextmvHttp:
+    """:class:`NextmvHttp` for the module's own ``emu`` (modules that define one)."""
+    return NextmvHttp(emu)
+
+
+@pytest.fixture
 def polling() -> Callable[[], PollingOptions]:
     """Fresh fast polling options per call (the SDK mutates options objects it is given)."""
     return lambda: PollingOptions(
