@@ -12,10 +12,20 @@ from airflow_provider.triggers.nextmv import NextmvRunTrigger
 from airflow_provider.utils import async_sessions
 
 
-async def test_many_triggers_one_session(nextmv_conn, emulator):
+async def test_many_triggers_one_session(nextmv_conn, emulator, monkeypatch):
+    # Runs that last a while (the emulator's `timer` app, 4 at a time): the triggers overlap, each
+    # holding the shared session for its whole wait, so the watcher's samples cannot miss it.
     hook = NextmvHook(nextmv_conn)
-    run_ids = [hook.submit_run("echo", input={"i": i}) for i in range(40)]
-    seen = []
+    run_ids = [hook.submit_run("timer", input={"seconds": 1}) for _ in range(16)]
+    seen, after_acquire = [], []
+    acquire = async_sessions.acquire
+
+    def counting_acquire(key, factory):
+        session = acquire(key, factory)
+        after_acquire.append(async_sessions.open_sessions())
+        return session
+
+    monkeypatch.setattr(async_sessions, "acquire", counting_acquire)
 
     async def watch():
         while True:
@@ -24,13 +34,15 @@ async def test_many_triggers_one_session(nextmv_conn, emulator):
 
     watcher = asyncio.create_task(watch())
     triggers = [
-        NextmvRunTrigger(app_id="echo", run_id=r, end_time=time.time() + 60, poll_interval=0.2, max_poll_interval=0.5)
+        NextmvRunTrigger(app_id="timer", run_id=r, end_time=time.time() + 60, poll_interval=0.2, max_poll_interval=0.5)
         for r in run_ids
     ]
     results = await asyncio.gather(*[_first(t) for t in triggers])
     watcher.cancel()
-    assert [e.payload["status"] for e in results] == ["succeeded"] * 40
-    assert max(seen) == 1  # forty waits, one shared session
+    assert [e.payload["status"] for e in results] == ["succeeded"] * 16
+    assert len(after_acquire) == 16  # every trigger took the shared session ...
+    assert max(after_acquire) == 1  # ... and there was never a second one
+    assert max(seen) == 1  # sixteen overlapping waits, one open session
     assert async_sessions.open_sessions() == 0  # closed once the last user released it
 
 
