@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo bench reliability emulator clean lock
+.PHONY: install lint test test-fast demo bench reliability emulator clean lock
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 
 install: $(STAMP)
 
-## The whole suite: unit, emulator conformance (official nextmv SDK), S3 via moto server, memory bounds,
-## and end-to-end runs on a real Airflow 3.3 stack.
-test: $(STAMP)
+## ruff: lint (incl. blocking calls in async code) and formatting, as configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## The whole suite: lint, unit, emulator conformance (official nextmv SDK), S3 via moto server, memory
+## bounds, and end-to-end runs on a real Airflow 3.3 stack.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Everything except the real-Airflow end-to-end tests.

@@ -11,7 +11,16 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("requests", "aiohttp", "smart_open", "ijson", "highspy", "boto3", "airflow.triggers.base", "tenacity")
+HEAVY = (
+    "requests",
+    "aiohttp",
+    "smart_open",
+    "ijson",
+    "highspy",
+    "boto3",
+    "airflow.triggers.base",
+    "tenacity",
+)
 MODULES = (
     "airflow_provider.operators.nextmv",
     "airflow_provider.operators.cuopt",
@@ -31,9 +40,17 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 def test_operator_and_sensor_modules_import_no_heavy_dependencies():
     for module in MODULES:
         out = subprocess.run(
-            [sys.executable, "-c", SCRIPT.format(module=module)], capture_output=True, text=True, timeout=120, check=True
+            [sys.executable, "-c", SCRIPT.format(module=module)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         loaded = json.loads(out.stdout.strip().splitlines()[-1])
-        heavy = [m for m in loaded if m.split(".")[0] in HEAVY or any(m == h or m.startswith(h + ".") for h in HEAVY)]
+        heavy = [
+            m
+            for m in loaded
+            if m.split(".")[0] in HEAVY or any(m == h or m.startswith(h + ".") for h in HEAVY)
+        ]
         assert heavy == [], f"{module} imports {heavy} at import time"
         assert module in loaded

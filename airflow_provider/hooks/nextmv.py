@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-
 from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata, timeout_event
 from airflow_provider.exceptions import (
     ProtocolError,

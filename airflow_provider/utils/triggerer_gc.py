@@ -41,5 +41,7 @@ def freeze_startup_objects_once() -> bool:
     # No gc.collect() first: it would itself be the very pause this avoids (a full walk of Airflow's
     # objects); the little garbage frozen with them is bounded to this one moment.
     gc.freeze()
-    log.info("gc.freeze(): %d start-up objects moved out of the collector's generations", gc.get_freeze_count())
+    log.info(
+        "gc.freeze(): %d start-up objects moved out of the collector's generations", gc.get_freeze_count()
+    )
     return True

@@ -18,7 +18,9 @@ def test_a_hung_up_long_poll_leaves_the_result_for_the_next_poll():
         functions = requests.get(f"{emu.url}/v2/nvcf/functions", headers=auth, timeout=10).json()["functions"]
         fid = next(f["id"] for f in functions if f["status"] == "ACTIVE")
         body = {"requestHeader": {"pollDurationSeconds": 1}, "requestBody": {"data": TINY_ROUTING}}
-        req_id = requests.post(f"{emu.url}/v2/nvcf/exec/functions/{fid}", json=body, headers=auth, timeout=10).json()["reqId"]
+        req_id = requests.post(
+            f"{emu.url}/v2/nvcf/exec/functions/{fid}", json=body, headers=auth, timeout=10
+        ).json()["reqId"]
         poll = (
             "import requests; requests.get("
             f"'{emu.url}/v2/nvcf/exec/status/{req_id}', "

@@ -9,9 +9,15 @@ from airflow_provider.protocol import cuopt_results
 
 def test_settings_api_key_or_client_credentials():
     s = proto.CuOptSettings.from_connection(None, "nvapi-123", {"function_name": "cuopt"})
-    assert s.endpoint == proto.DEFAULT_ENDPOINT and not s.uses_client_credentials and s.function_name == "cuopt"
+    assert (
+        s.endpoint == proto.DEFAULT_ENDPOINT and not s.uses_client_credentials and s.function_name == "cuopt"
+    )
     s = proto.CuOptSettings.from_connection("127.0.0.1:9", None, {"client_id": "id", "client_secret": "sec"})
-    assert s.uses_client_credentials and s.endpoint == "https://127.0.0.1:9" and s.token_url == proto.DEFAULT_TOKEN_URL
+    assert (
+        s.uses_client_credentials
+        and s.endpoint == "https://127.0.0.1:9"
+        and s.token_url == proto.DEFAULT_TOKEN_URL
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,7 +45,9 @@ def test_paths():
 def test_token_cache_refreshes_before_expiry():
     cache = proto.TokenCache()
     assert cache.current(0) is None
-    cache.store(proto.Token.from_token_response({"access_token": "t1", "expires_in": 600}, now=1000), now=1000)
+    cache.store(
+        proto.Token.from_token_response({"access_token": "t1", "expires_in": 600}, now=1000), now=1000
+    )
     assert cache.current(1000) == "t1"
     assert cache.current(1000 + 600 - 121) == "t1"
     assert cache.current(1000 + 600 - 119) is None  # inside the 120 s lead: refresh before the call
@@ -49,24 +57,50 @@ def test_token_cache_refreshes_before_expiry():
     assert cache.current(0) is None
 
 
-@pytest.mark.parametrize("payload", [{}, {"access_token": 3}, {"access_token": "t", "expires_in": "soon"}, "x"])
+@pytest.mark.parametrize(
+    "payload", [{}, {"access_token": 3}, {"access_token": "t", "expires_in": "soon"}, "x"]
+)
 def test_bad_token_responses(payload):
     with pytest.raises(ProtocolError):
         proto.Token.from_token_response(payload, now=0)
 
 
 FUNCS = [
-    {"id": "f1", "versionId": "v1", "name": "cuopt", "status": "ACTIVE", "createdAt": "2025-01-01T00:00:00.000Z"},
-    {"id": "f1", "versionId": "v2", "name": "cuopt", "status": "ACTIVE", "createdAt": "2025-06-01T00:00:00.123Z"},
-    {"id": "f1", "versionId": "v3", "name": "cuopt", "status": "DEPLOYING", "createdAt": "2026-01-01T00:00:00.000Z"},
+    {
+        "id": "f1",
+        "versionId": "v1",
+        "name": "cuopt",
+        "status": "ACTIVE",
+        "createdAt": "2025-01-01T00:00:00.000Z",
+    },
+    {
+        "id": "f1",
+        "versionId": "v2",
+        "name": "cuopt",
+        "status": "ACTIVE",
+        "createdAt": "2025-06-01T00:00:00.123Z",
+    },
+    {
+        "id": "f1",
+        "versionId": "v3",
+        "name": "cuopt",
+        "status": "DEPLOYING",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+    },
     {"id": "f2", "versionId": "w1", "name": "other", "status": "ACTIVE", "createdAt": "2026-01-01T00:00:00Z"},
 ]
 
 
 def test_function_selection_like_the_thin_client():
-    assert proto.select_function(FUNCS, function_id=None, function_name="cuopt", version_id=None) == ("f1", "v2")
+    assert proto.select_function(FUNCS, function_id=None, function_name="cuopt", version_id=None) == (
+        "f1",
+        "v2",
+    )
     assert proto.select_function(FUNCS, function_id="f1", function_name=None, version_id="v1") == ("f1", "v1")
-    assert proto.select_function(FUNCS, function_id="f2", function_name="cuopt", version_id=None) == ("f2", "w1")
+    assert proto.select_function(FUNCS, function_id="f2", function_name="cuopt", version_id=None) == (
+        "f2",
+        "w1",
+    )
     with pytest.raises(InvalidInputError, match="Several"):
         proto.select_function(FUNCS, function_id=None, function_name=None, version_id=None)
     with pytest.raises(InvalidInputError, match="No ACTIVE"):
@@ -74,7 +108,10 @@ def test_function_selection_like_the_thin_client():
 
 
 def test_created_at_tolerance():
-    assert proto.parse_created_at("2023-08-14T12:16:32.116Z") > proto.parse_created_at("2023-08-14T12:16:32Z") - 1
+    assert (
+        proto.parse_created_at("2023-08-14T12:16:32.116Z")
+        > proto.parse_created_at("2023-08-14T12:16:32Z") - 1
+    )
     assert proto.parse_created_at("garbage") == 0.0
 
 

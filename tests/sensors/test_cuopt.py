@@ -32,15 +32,20 @@ def conn(queued, monkeypatch):
 
 def submit(context, tmp_path, problem=None):
     op = CuOptSolveOperator(
-        task_id="submit", problem=problem or routing_problem(300, 12, seed=7, time_limit=1),
-        output_uri=str(tmp_path) + "/", wait_for_completion=False, poll_seconds=1,
+        task_id="submit",
+        problem=problem or routing_problem(300, 12, seed=7, time_limit=1),
+        output_uri=str(tmp_path) + "/",
+        wait_for_completion=False,
+        poll_seconds=1,
     )
     return op.execute(context), context["ti"].xcoms["asset_id"]
 
 
 def test_poke_until_done_then_paths_and_asset_deleted(conn, queued, context, tmp_path):
     req_id, asset_id = submit(context, tmp_path)
-    sensor = CuOptSolveSensor(task_id="w", req_id=req_id, asset_id=asset_id, output_uri=str(tmp_path) + "/", poll_seconds=1)
+    sensor = CuOptSolveSensor(
+        task_id="w", req_id=req_id, asset_id=asset_id, output_uri=str(tmp_path) + "/", poll_seconds=1
+    )
     results = []
     for _ in range(30):
         results.append(sensor.poke(context))
@@ -57,7 +62,12 @@ def test_deferrable_sensor(conn, queued, context, tmp_path):
 
     req_id, asset_id = submit(context, tmp_path)
     sensor = CuOptSolveSensor(
-        task_id="w", req_id=req_id, asset_id=asset_id, output_uri=str(tmp_path) + "/", deferrable=True, poll_seconds=1
+        task_id="w",
+        req_id=req_id,
+        asset_id=asset_id,
+        output_uri=str(tmp_path) + "/",
+        deferrable=True,
+        poll_seconds=1,
     )
     with pytest.raises(TaskDeferred) as info:
         sensor.execute(context)
@@ -74,11 +84,15 @@ def test_deferrable_sensor(conn, queued, context, tmp_path):
 def test_result_received_by_the_operator_is_picked_up(cuopt_conn, emulator, context, tmp_path):
     """NVCF answered the invocation at once: the operator stored it; NVCF now says 404."""
     small = routing_problem(5, 2, seed=1, time_limit=1)
-    op = CuOptSolveOperator(task_id="submit", problem=small, output_uri=str(tmp_path) + "/", wait_for_completion=False)
+    op = CuOptSolveOperator(
+        task_id="submit", problem=small, output_uri=str(tmp_path) + "/", wait_for_completion=False
+    )
     req_id = op.execute(context)
     sensor = CuOptSolveSensor(task_id="w", req_id=req_id, output_uri=str(tmp_path) + "/", poll_seconds=1)
     assert sensor.poke(context).xcom_value == [str(tmp_path / f"{req_id}.json")]
-    elsewhere = CuOptSolveSensor(task_id="w", req_id=req_id, output_uri=str(tmp_path / "other") + "/", poll_seconds=1)
+    elsewhere = CuOptSolveSensor(
+        task_id="w", req_id=req_id, output_uri=str(tmp_path / "other") + "/", poll_seconds=1
+    )
     with pytest.raises(RequestGoneError):
         elsewhere.poke(context)
 

@@ -29,7 +29,12 @@ def pending_emulator():
 
 @pytest.fixture
 def hook(pending_emulator, monkeypatch):
-    conn = {"conn_type": "cuopt", "host": pending_emulator.url, "password": "k-p", "extra": {"function_name": "cuopt"}}
+    conn = {
+        "conn_type": "cuopt",
+        "host": pending_emulator.url,
+        "password": "k-p",
+        "extra": {"function_name": "cuopt"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_CUOPT_DEFAULT", json.dumps(conn))
     pending_emulator.reset()
     return CuOptHook()
@@ -56,7 +61,9 @@ def test_serialize_round_trip():
 
 async def test_result_is_stored_before_the_single_event(hook, tmp_path):
     req_id, _ = submit_pending(hook)
-    trigger = CuOptSolveTrigger(req_id=req_id, output_uri=str(tmp_path) + "/", end_time=time.time() + 60, poll_seconds=1)
+    trigger = CuOptSolveTrigger(
+        req_id=req_id, output_uri=str(tmp_path) + "/", end_time=time.time() + 60, poll_seconds=1
+    )
     (event,) = await events(trigger)
     assert event.payload["status"] == "succeeded"
     assert event.payload["output_paths"] == [str(tmp_path / f"{req_id}.json")]
@@ -70,7 +77,11 @@ async def test_asset_deleted_by_the_trigger(hook, pending_emulator, tmp_path):
     req_id, asset_id = submit_pending(hook, routing_problem(300, 12, seed=4, time_limit=1))
     assert asset_id
     trigger = CuOptSolveTrigger(
-        req_id=req_id, output_uri=str(tmp_path / "r.json"), end_time=time.time() + 60, asset_id=asset_id, poll_seconds=1
+        req_id=req_id,
+        output_uri=str(tmp_path / "r.json"),
+        end_time=time.time() + 60,
+        asset_id=asset_id,
+        poll_seconds=1,
     )
     (event,) = await events(trigger)
     assert event.payload["status"] == "succeeded" and event.payload["asset_deleted"] is True
@@ -80,20 +91,26 @@ async def test_asset_deleted_by_the_trigger(hook, pending_emulator, tmp_path):
 async def test_already_received_result_is_found_in_storage(hook, tmp_path):
     req_id, _ = submit_pending(hook)
     hook.wait_for_result(req_id, None, str(tmp_path) + "/", deadline=time.time() + 60, poll_seconds=1)
-    trigger = CuOptSolveTrigger(req_id=req_id, output_uri=str(tmp_path) + "/", end_time=time.time() + 60, poll_seconds=1)
+    trigger = CuOptSolveTrigger(
+        req_id=req_id, output_uri=str(tmp_path) + "/", end_time=time.time() + 60, poll_seconds=1
+    )
     (event,) = await events(trigger)  # NVCF now answers 404 for this request
     assert event.payload["status"] == "succeeded" and event.payload["output_paths"]
 
 
 async def test_gone_request_without_stored_result_fails(hook, tmp_path):
-    trigger = CuOptSolveTrigger(req_id="no-such-request", output_uri=str(tmp_path) + "/", end_time=time.time() + 30, poll_seconds=1)
+    trigger = CuOptSolveTrigger(
+        req_id="no-such-request", output_uri=str(tmp_path) + "/", end_time=time.time() + 30, poll_seconds=1
+    )
     (event,) = await events(trigger)
     assert event.payload["status"] == "failed" and "only once" in event.payload["message"]
 
 
 async def test_deadline_gives_timeout(hook, tmp_path):
     req_id, _ = submit_pending(hook)
-    trigger = CuOptSolveTrigger(req_id=req_id, output_uri=str(tmp_path / "x.json"), end_time=time.time() + 0.5, poll_seconds=1)
+    trigger = CuOptSolveTrigger(
+        req_id=req_id, output_uri=str(tmp_path / "x.json"), end_time=time.time() + 0.5, poll_seconds=1
+    )
     (event,) = await events(trigger)
     assert event.payload["status"] == "timeout"
 
@@ -101,7 +118,9 @@ async def test_deadline_gives_timeout(hook, tmp_path):
 async def test_auth_failure_is_one_error_event(pending_emulator, monkeypatch, tmp_path):
     conn = {"conn_type": "cuopt", "host": pending_emulator.url, "password": "bad-key-999"}
     monkeypatch.setenv("AIRFLOW_CONN_CUOPT_BAD", json.dumps(conn))
-    trigger = CuOptSolveTrigger(req_id="r", output_uri=str(tmp_path), end_time=time.time() + 30, cuopt_conn_id="cuopt_bad")
+    trigger = CuOptSolveTrigger(
+        req_id="r", output_uri=str(tmp_path), end_time=time.time() + 30, cuopt_conn_id="cuopt_bad"
+    )
     (event,) = await events(trigger)
     assert event.payload["status"] == "error" and "401" in event.payload["message"]
     assert "bad-key-999" not in event.payload["message"]
@@ -110,15 +129,20 @@ async def test_auth_failure_is_one_error_event(pending_emulator, monkeypatch, tm
 async def test_token_renewed_inside_the_trigger(tmp_path, client_conn_json):
     from airflow_provider.testing.emulator import EmulatorProcess
 
-    with EmulatorProcess(api_keys=("k-x",), extra_args=("--token-ttl", "3", "--nvcf-queue-delay", "7")) as emu:
+    with EmulatorProcess(
+        api_keys=("k-x",), extra_args=("--token-ttl", "3", "--nvcf-queue-delay", "7")
+    ) as emu:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("AIRFLOW_CONN_CUOPT_JWT", client_conn_json(emu))
             hook = CuOptHook("cuopt_jwt")
             with prepare_problem(TINY) as prepared:
                 invocation, _ = hook.submit(prepared, hook.resolve_function(), poll_seconds=1)
             trigger = CuOptSolveTrigger(
-                req_id=invocation.req_id, output_uri=str(tmp_path) + "/", end_time=time.time() + 60,
-                poll_seconds=1, cuopt_conn_id="cuopt_jwt",
+                req_id=invocation.req_id,
+                output_uri=str(tmp_path) + "/",
+                end_time=time.time() + 60,
+                poll_seconds=1,
+                cuopt_conn_id="cuopt_jwt",
             )
             (event,) = await events(trigger)
         assert event.payload["status"] == "succeeded"
@@ -130,6 +154,8 @@ async def test_on_kill_deletes_the_asset(hook, pending_emulator, tmp_path):
 
     req_id, asset_id = submit_pending(hook, routing_problem(300, 12, seed=6, time_limit=1))
     assert asset_id in pending_emulator.stats()["nvcf"]["assets_live"]
-    trigger = CuOptSolveTrigger(req_id=req_id, output_uri=str(tmp_path), end_time=time.time() + 60, asset_id=asset_id)
+    trigger = CuOptSolveTrigger(
+        req_id=req_id, output_uri=str(tmp_path), end_time=time.time() + 60, asset_id=asset_id
+    )
     await trigger.on_kill()
     assert asset_id not in pending_emulator.stats()["nvcf"]["assets_live"]

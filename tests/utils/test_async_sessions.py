@@ -34,7 +34,9 @@ async def test_many_triggers_one_session(nextmv_conn, emulator, monkeypatch):
 
     watcher = asyncio.create_task(watch())
     triggers = [
-        NextmvRunTrigger(app_id="timer", run_id=r, end_time=time.time() + 60, poll_interval=0.2, max_poll_interval=0.5)
+        NextmvRunTrigger(
+            app_id="timer", run_id=r, end_time=time.time() + 60, poll_interval=0.2, max_poll_interval=0.5
+        )
         for r in run_ids
     ]
     results = await asyncio.gather(*[_first(t) for t in triggers])
