@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -26,6 +29,28 @@ def test_entry_point_resolves_and_package_name_matches_distribution():
     ]
     assert ep.load() is get_provider_info
     assert get_provider_info()["package-name"] == ep.dist.name
+
+
+def test_airflow_cli_lists_the_provider_its_hooks_and_links(tmp_path):
+    """What a user runs: ``airflow providers list`` / ``hooks`` / ``links``."""
+    # As a user's shell has it: a fresh AIRFLOW_HOME, no unit-test mode (which logs to stdout).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {
+        "AIRFLOW_HOME": str(tmp_path)
+    }
+    airflow_cli = [sys.executable, "-m", "airflow", "providers"]
+
+    def cli(*args: str) -> list[dict]:
+        done = subprocess.run([*airflow_cli, *args, "-o", "json"], env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        return json.loads(done.stdout)
+
+    (ours,) = [p for p in cli("list") if p["package_name"] == "airflow-provider-optimization"]
+    assert ours["version"] == get_provider_info()["versions"][0]
+    hooks = {row["connection_type"]: row["class"] for row in cli("hooks")}
+    assert hooks["nextmv"] == "airflow_provider.hooks.nextmv.NextmvHook"
+    assert hooks["cuopt"] == "airflow_provider.hooks.cuopt.CuOptHook"
+    links = {row["extra_link_class_name"] for row in cli("links")}
+    assert "airflow_provider.operators.nextmv.NextmvRunLink" in links
 
 
 def test_every_listed_module_and_class_imports():
