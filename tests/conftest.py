@@ -51,13 +51,25 @@ def conn_json(conn_type: str, host: str, password: str, **extra) -> str:
 
 
 @pytest.fixture
-def cuopt_conn(emulator, monkeypatch):
-    """``cuopt_default`` with an NVCF API key and the function chosen by name (newest ACTIVE version)."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CUOPT_DEFAULT",
-        conn_json("cuopt", emulator.url, emulator.api_key, function_name="cuopt"),
-    )
-    return "cuopt_default"
+def cuopt_key_conn(monkeypatch):
+    """``cuopt_key_conn(emulator, conn_id="cuopt_default")``: an ``AIRFLOW_CONN_*`` cuOpt connection to
+    ``emulator`` with its NVCF API key and the function chosen by name (newest ACTIVE version), for
+    emulators a test module starts itself. Returns the connection id."""
+
+    def point(emulator, conn_id: str = "cuopt_default") -> str:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            conn_json("cuopt", emulator.url, emulator.api_key, function_name="cuopt"),
+        )
+        return conn_id
+
+    return point
+
+
+@pytest.fixture
+def cuopt_conn(emulator, cuopt_key_conn):
+    """``cuopt_default`` with an NVCF API key pointing at the shared emulator."""
+    return cuopt_key_conn(emulator)
 
 
 def cuopt_client_conn_json(emulator, client_id="emulator-client", secret="emulator-secret") -> str:

@@ -35,15 +35,9 @@ def nvcf():
 
 
 @pytest.fixture
-def conns(nvcf, monkeypatch, client_conn_json):
+def conns(nvcf, monkeypatch, cuopt_key_conn, client_conn_json):
     nvcf.reset()
-    key = {
-        "conn_type": "cuopt",
-        "host": nvcf.url,
-        "password": "k-faults",
-        "extra": {"function_name": "cuopt"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_CUOPT_DEFAULT", json.dumps(key))
+    cuopt_key_conn(nvcf)
     monkeypatch.setenv("AIRFLOW_CONN_CUOPT_JWT", client_conn_json(nvcf))
     yield
     nvcf.clear_faults()

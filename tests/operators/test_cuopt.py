@@ -24,16 +24,9 @@ def slow_emulator(tmp_path_factory):
 
 
 @pytest.fixture
-def slow_conn(slow_emulator, monkeypatch):
-    conn = {
-        "conn_type": "cuopt",
-        "host": slow_emulator.url,
-        "password": "k-slow",
-        "extra": {"function_name": "cuopt"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_CUOPT_SLOW", json.dumps(conn))
+def slow_conn(slow_emulator, cuopt_key_conn):
     slow_emulator.reset()
-    return "cuopt_slow"
+    return cuopt_key_conn(slow_emulator, "cuopt_slow")
 
 
 def big_problem_file(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from airflow.providers.common.compat.sdk import PokeReturnValue, TaskDeferred
 
@@ -23,11 +21,9 @@ def queued():
 
 
 @pytest.fixture
-def conn(queued, monkeypatch):
-    c = {"conn_type": "cuopt", "host": queued.url, "password": "k-s", "extra": {"function_name": "cuopt"}}
-    monkeypatch.setenv("AIRFLOW_CONN_CUOPT_DEFAULT", json.dumps(c))
+def conn(queued, cuopt_key_conn):
     queued.reset()
-    return "cuopt_default"
+    return cuopt_key_conn(queued)
 
 
 def submit(context, tmp_path, problem=None):

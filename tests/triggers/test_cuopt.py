@@ -28,16 +28,9 @@ def pending_emulator():
 
 
 @pytest.fixture
-def hook(pending_emulator, monkeypatch):
-    conn = {
-        "conn_type": "cuopt",
-        "host": pending_emulator.url,
-        "password": "k-p",
-        "extra": {"function_name": "cuopt"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_CUOPT_DEFAULT", json.dumps(conn))
+def hook(pending_emulator, cuopt_key_conn):
     pending_emulator.reset()
-    return CuOptHook()
+    return CuOptHook(cuopt_key_conn(pending_emulator))
 
 
 def submit_pending(hook, problem=TINY):
