@@ -7,12 +7,14 @@ PYTEST_ARGS ?=
 
 .PHONY: install lint test test-fast demo bench reliability emulator clean lock
 
-$(STAMP): pyproject.toml .ci/constraints.txt
+$(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q 'uv>=0.4'
 	# --compile-bytecode: this machine exports PYTHONDONTWRITEBYTECODE=1, and every airflow process
 	# would otherwise start in ~4 s instead of ~1.7 s.
-	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -c .ci/constraints.txt -e '.[test]'
+	# The emulator is its own distribution (emulator/), installed from this checkout.
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -c .ci/constraints.txt \
+		-e ./emulator -e '.[test]'
 	touch $@
 
 install: $(STAMP)
@@ -33,7 +35,7 @@ test-fast: $(STAMP)
 
 ## Runs the example pipelines through a real Airflow stack against the local emulator.
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider.testing.demo
+	$(BIN)/python -m optimization_emulator.testing.demo
 
 ## Re-runs the fault-injection scenarios and rewrites the counts table of docs/reliability.md.
 reliability: $(STAMP)
@@ -44,11 +46,13 @@ bench: $(STAMP)
 
 ## Starts the emulator in the foreground on 127.0.0.1:8765 (Ctrl-C stops it).
 emulator: $(STAMP)
-	$(BIN)/python -m airflow_provider.emulator --host 127.0.0.1 --port 8765
+	$(BIN)/python -m optimization_emulator --host 127.0.0.1 --port 8765
 
-## Re-pins .ci/constraints.txt from pyproject.toml.
+## Re-pins .ci/constraints.txt from pyproject.toml and emulator/pyproject.toml (existing pins are kept
+## where they still fit; `rm .ci/constraints.txt` first to move everything to the newest releases).
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra emulator --extra s3 -o .ci/constraints.txt
+	printf -- '-e ./emulator[s3]\n-e .[test,emulator,s3]\n' | $(BIN)/uv pip compile - -o .ci/constraints.txt \
+		--no-emit-package airflow-provider-optimization --no-emit-package airflow-provider-optimization-emulator
 
 clean:
 	rm -rf $(VENV) .demo .bench .pytest_cache

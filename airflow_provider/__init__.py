@@ -2,8 +2,9 @@
 
 Sends optimization problems of any size to Nextmv Cloud and to NVIDIA cuOpt on NVIDIA Cloud
 Functions (NVCF), waits for them without holding a worker slot (deferrable triggers), and hands the
-solution files to downstream tasks. ``airflow_provider.emulator`` is a local emulator of both
-services, running real solvers on the CPU, so DAGs can be run and tested offline.
+solution files to downstream tasks. The local emulator of these services, running real solvers on
+the CPU so DAGs can be run and tested offline, is a distribution of its own
+(``airflow-provider-optimization-emulator``): a production install carries no test server.
 
 This module stays import-light on purpose: Airflow's provider discovery imports it.
 """

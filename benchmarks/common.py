@@ -20,10 +20,9 @@ from typing import Any, Self
 
 import requests
 
-from airflow_provider.testing.demo import emulator_connections
-from airflow_provider.testing.emulator import EmulatorProcess
-from airflow_provider.testing.memory import MIB, proc_status, run_probe
-from airflow_provider.testing.s3 import LocalS3
+from optimization_emulator.testing.emulator import EmulatorProcess
+from optimization_emulator.testing.memory import MIB, proc_status, run_probe
+from optimization_emulator.testing.s3 import LocalS3
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".bench"
@@ -210,7 +209,7 @@ def services(work: Path) -> Iterator[Services]:
         with emulator:
             env = {
                 **os.environ,
-                **emulator_connections(emulator.url, emulator.api_key),
+                **emulator.airflow_connections(),
                 **s3.env,
                 "AIRFLOW_HOME": str(work / "airflow-home"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

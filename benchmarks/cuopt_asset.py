@@ -21,7 +21,7 @@ MEMORY_GOAL = 64 * MIB
 
 def write_problem(path: Path, size: int, seed: int = 0) -> Path:
     """A JSON document of exactly ``size`` bytes: a tiny LP plus ``padding``, random numbers as text."""
-    from airflow_provider.testing.cuopt import TINY_LP
+    from optimization_emulator.testing.cuopt import TINY_LP
 
     rng = random.Random(seed)
     block = ",".join(f"{rng.uniform(-1000, 1000):.6f}" for _ in range(4 * MIB // 11)).encode() + b","

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider.testing.memory import proc_status, reset_peak_rss
 from benchmarks.common import cpu_seconds, process_cpu
+from optimization_emulator.testing.memory import proc_status, reset_peak_rss
 
 
 def measure(work: Callable[[], dict[str, Any] | None], servers: dict[str, int]) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from typing import Any
 
 import requests
 
-from airflow_provider.testing.memory import proc_status, reset_peak_rss
 from benchmarks.common import (
     REPO,
     ConnectionWatch,
@@ -38,6 +37,7 @@ from benchmarks.common import (
     process_cpu,
 )
 from benchmarks.report import Report, Row, mib
+from optimization_emulator.testing.memory import proc_status, reset_peak_rss
 
 STALL_GOAL = 0.050
 CPU_GOAL = 25.0

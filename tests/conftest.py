@@ -36,7 +36,7 @@ TEST_APPS = {
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
     """One emulator process for the session (reset counters per test with ``emulator.reset()``)."""
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     log = tmp_path_factory.mktemp("emulator") / "emulator.log"
     with EmulatorProcess(api_keys=("test-api-key",), apps=TEST_APPS, log_path=log) as emu:
@@ -110,7 +110,7 @@ def nextmv_conn(emulator, monkeypatch):
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto in server mode: a real S3 HTTP endpoint reached by boto3/smart-open over a socket."""
-    from airflow_provider.testing.s3 import LocalS3
+    from optimization_emulator.testing.s3 import LocalS3
 
     server = LocalS3(tmp_path_factory.mktemp("moto") / "moto.log").start()
     try:

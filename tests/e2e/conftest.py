@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider.testing.airflow_stack import AirflowStack
+from optimization_emulator.testing.airflow_stack import AirflowStack
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
@@ -81,7 +81,7 @@ def e2e_secrets() -> E2ESecrets:
 @pytest.fixture(scope="session")
 def e2e_emulator(tmp_path_factory):
     """The emulator the example DAGs' connections point at (built-in apps only)."""
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
     # Nextmv runs stay queued and NVCF requests pending for 5 s, so a sensor always finds its run or
@@ -103,7 +103,7 @@ def _gate_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def slow_emulator(tmp_path_factory, _gate_file):
     """The emulator of the reliability DAGs: solves last long enough to kill things meanwhile."""
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     log = tmp_path_factory.mktemp("slow-emulator") / "emulator.log"
     args = (

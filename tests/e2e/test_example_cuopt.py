@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider.testing.airflow_stack import AirflowApiError
-from airflow_provider.testing.cuopt import check_routing
+from optimization_emulator.testing.airflow_stack import AirflowApiError
+from optimization_emulator.testing.cuopt import check_routing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

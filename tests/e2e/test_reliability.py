@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from airflow_provider.protocol.nextmv import task_marker
-from airflow_provider.testing.cuopt import check_routing
+from optimization_emulator.testing.cuopt import check_routing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -116,7 +116,7 @@ def _kill_task_process(pid: int) -> None:
 @pytest.fixture(scope="module")
 def routing_problem_uri(tmp_path_factory) -> str:
     """A routing problem of about 560 KB: over NVCF's inline limit, so it travels as an asset."""
-    from airflow_provider.emulator.cuopt.generate import routing_problem
+    from optimization_emulator.cuopt.generate import routing_problem
 
     path = tmp_path_factory.mktemp("cuopt-problem") / "problem.json"
     path.write_text(json.dumps(routing_problem(200, 10, seed=3, time_limit=2)))

@@ -15,7 +15,7 @@ and every XCom value of every DAG run, read through the REST API. What it looks 
   and the emulator's JWT header segment on its own (a truncated token); Airflow's own execution-API
   JWTs are counted and shown, not failed on;
 * presigned-URL signatures: an ``X-Signature=`` query value (the emulator's name for it,
-  ``airflow_provider/emulator/signing.py``) that is not redacted.
+  ``emulator/optimization_emulator/signing.py``) that is not redacted.
 
 Each count must be 0. The scan is shown to work: the same scanner finds known non-secret markers
 (the example runs' Nextmv run id and NVCF request id) in the logs and XComs, and finds a real
@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider.emulator.signing import SIGNATURE_PARAM
-from airflow_provider.testing.airflow_stack import AirflowApiError
+from optimization_emulator.signing import SIGNATURE_PARAM
+from optimization_emulator.testing.airflow_stack import AirflowApiError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.e2e_last, pytest.mark.timeout(420)]
 

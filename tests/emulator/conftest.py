@@ -19,8 +19,8 @@ import pytest
 import requests
 from nextmv import PollingOptions
 
-from airflow_provider.testing.cuopt import NvcfClient
-from airflow_provider.testing.emulator import EmulatorProcess
+from optimization_emulator.testing.cuopt import NvcfClient
+from optimization_emulator.testing.emulator import EmulatorProcess
 
 PY = shlex.quote(sys.executable)
 

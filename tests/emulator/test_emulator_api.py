@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from airflow_provider.emulator.limits import INLINE_BYTES
+from optimization_emulator.limits import INLINE_BYTES
 
 RUNS = "/v1/applications/{}/runs"
 

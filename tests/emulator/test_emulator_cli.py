@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-EMULATOR = [sys.executable, "-m", "airflow_provider.emulator", "--host", "127.0.0.1"]
+EMULATOR = [sys.executable, "-m", "optimization_emulator", "--host", "127.0.0.1"]
 
 
 class Cli:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider.emulator.config import DEFAULT_API_KEY, ConfigError, load_config
-from airflow_provider.emulator.limits import INLINE_BYTES, Limits
+from optimization_emulator.config import DEFAULT_API_KEY, ConfigError, load_config
+from optimization_emulator.limits import INLINE_BYTES, Limits
 
 
 def test_defaults_have_the_documented_values_and_demo_apps():

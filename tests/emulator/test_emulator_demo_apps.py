@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider.emulator.apps import knapsack, production_planning, runtime
+from optimization_emulator.apps import knapsack, production_planning, runtime
 
 settings.register_profile(
     "emulator-apps", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -21,7 +21,7 @@ settings.register_profile(
 
 def run_app(module: str, stdin: bytes, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"airflow_provider.emulator.apps.{module}"],
+        [sys.executable, "-m", f"optimization_emulator.apps.{module}"],
         input=stdin,
         capture_output=True,
         timeout=60,
@@ -139,7 +139,7 @@ def test_stdout_is_only_the_json_output_even_with_solver_banners():
 def test_multi_file_output_writes_solution_and_plan(tmp_path):
     data = production_planning.generate_instance(30, 3, seed=2)
     completed = subprocess.run(
-        [sys.executable, "-m", "airflow_provider.emulator.apps.production_planning"],
+        [sys.executable, "-m", "optimization_emulator.apps.production_planning"],
         input=json.dumps(data).encode(),
         capture_output=True,
         timeout=60,
@@ -164,7 +164,7 @@ def test_generator_is_deterministic_valid_and_sized(tmp_path):
         [
             sys.executable,
             "-m",
-            "airflow_provider.emulator.apps.production_planning",
+            "optimization_emulator.apps.production_planning",
             "--generate",
             "50",
             "--resources",

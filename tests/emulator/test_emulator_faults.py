@@ -24,9 +24,9 @@ import pytest
 import requests
 from nextmv.cloud import Application, Client
 
-from airflow_provider.emulator.cuopt import generate
-from airflow_provider.testing.cuopt import ASSET_HEADERS, TINY_LP, NvcfClient
-from airflow_provider.testing.emulator import EmulatorProcess
+from optimization_emulator.cuopt import generate
+from optimization_emulator.testing.cuopt import ASSET_HEADERS, TINY_LP, NvcfClient
+from optimization_emulator.testing.emulator import EmulatorProcess
 
 RUNS = "/v1/applications/{app_id}/runs"
 APP = "/v1/applications/{app_id}"

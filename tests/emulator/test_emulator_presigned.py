@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from airflow_provider.emulator.limits import UPLOAD_BYTES
-from airflow_provider.testing.emulator import EmulatorProcess
+from optimization_emulator.limits import UPLOAD_BYTES
+from optimization_emulator.testing.emulator import EmulatorProcess
 
 RUNS = "/v1/applications/{}/runs"
 

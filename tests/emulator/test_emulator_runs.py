@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider.emulator.archives import ArchiveError, extract_tar_gz, pack_tar_gz
+from optimization_emulator.archives import ArchiveError, extract_tar_gz, pack_tar_gz
 
 RUNS = "/v1/applications/{}/runs"
 MULTI_FILE = {"format": {"input": {"type": "multi-file"}, "output": {"type": "multi-file"}}}

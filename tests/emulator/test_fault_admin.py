@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider.emulator.config import ConfigError, load_config
-from airflow_provider.testing.emulator import EmulatorProcess
+from optimization_emulator.config import ConfigError, load_config
+from optimization_emulator.testing.emulator import EmulatorProcess
 
 RUNS = "/v1/applications/{app_id}/runs"
 APP = "/v1/applications/{app_id}"

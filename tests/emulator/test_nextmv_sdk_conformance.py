@@ -17,9 +17,9 @@ import pytest
 import requests
 from nextmv.cloud import Application, Client, list_applications
 
-from airflow_provider.emulator.apps.production_planning import generate_instance
-from airflow_provider.emulator.limits import INLINE_BYTES
-from airflow_provider.emulator.presigned import UPLOAD_ROUTE
+from optimization_emulator.apps.production_planning import generate_instance
+from optimization_emulator.limits import INLINE_BYTES
+from optimization_emulator.presigned import UPLOAD_ROUTE
 
 KNAPSACK = {
     "items": [

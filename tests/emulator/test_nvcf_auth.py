@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider.testing.cuopt import TINY_LP, NvcfClient
+from optimization_emulator.testing.cuopt import TINY_LP, NvcfClient
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider.emulator.config import ConfigError, load_config
-from airflow_provider.emulator.nvcf_config import CUOPT_FUNCTION_ID, DEFAULT_CLIENTS
+from optimization_emulator.config import ConfigError, load_config
+from optimization_emulator.nvcf_config import CUOPT_FUNCTION_ID, DEFAULT_CLIENTS
 
 
 def test_defaults_follow_the_reference() -> None:

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider.emulator import cuopt
-from airflow_provider.emulator.cuopt import generate
-from airflow_provider.testing.cuopt import TINY_LP
+from optimization_emulator import cuopt
+from optimization_emulator.cuopt import generate
+from optimization_emulator.testing.cuopt import TINY_LP
 
 INF = {"inf": math.inf, "ninf": -math.inf}
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from airflow_provider.emulator import cuopt
-from airflow_provider.emulator.cuopt import generate
-from airflow_provider.testing.cuopt import TINY_ROUTING, check_routing
+from optimization_emulator import cuopt
+from optimization_emulator.cuopt import generate
+from optimization_emulator.testing.cuopt import TINY_ROUTING, check_routing
 
 
 def _solve(problem: dict) -> dict:

@@ -10,10 +10,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from airflow_provider.emulator import cuopt
-from airflow_provider.emulator.cuopt import CuOptError
-from airflow_provider.emulator.cuopt.decode import decode_problem
-from airflow_provider.testing.cuopt import TINY_LP, TINY_ROUTING, pickle_tripwire
+from optimization_emulator import cuopt
+from optimization_emulator.cuopt import CuOptError
+from optimization_emulator.cuopt.decode import decode_problem
+from optimization_emulator.testing.cuopt import TINY_LP, TINY_ROUTING, pickle_tripwire
 
 
 def _error(problem, **kwargs) -> CuOptError:

@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from airflow_provider.testing.cuopt import TINY_ROUTING
-from airflow_provider.testing.emulator import EmulatorProcess
+from optimization_emulator.testing.cuopt import TINY_ROUTING
+from optimization_emulator.testing.emulator import EmulatorProcess
 
 
 def test_a_hung_up_long_poll_leaves_the_result_for_the_next_poll():

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from airflow_provider.protocol import cuopt as proto
-from airflow_provider.testing.cuopt import (
+from optimization_emulator.testing.cuopt import (
     ASSET_HEADERS,
     TINY_LP,
     TINY_ROUTING,

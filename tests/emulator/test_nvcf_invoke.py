@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 import requests
 
-from airflow_provider.emulator import cuopt
-from airflow_provider.emulator.cuopt import generate
 from airflow_provider.hooks._cuopt_results import store_zip_result
 from airflow_provider.protocol import cuopt as proto
 from airflow_provider.protocol.cuopt_results import solver_outcome, summarize_result
-from airflow_provider.testing.cuopt import TINY_LP, TINY_ROUTING, NvcfClient, check_routing
+from optimization_emulator import cuopt
+from optimization_emulator.cuopt import generate
+from optimization_emulator.testing.cuopt import TINY_LP, TINY_ROUTING, NvcfClient, check_routing
 
 
 def test_inline_lp_is_fulfilled_within_the_window(nvcf: NvcfClient) -> None:

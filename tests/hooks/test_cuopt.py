@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from airflow_provider.emulator.cuopt.generate import lp_problem, routing_problem
 from airflow_provider.events.cuopt import SolveEventStatus
 from airflow_provider.exceptions import (
     CredentialsError,
@@ -19,6 +18,7 @@ from airflow_provider.exceptions import (
 from airflow_provider.hooks._cuopt_payload import prepare_problem
 from airflow_provider.hooks.cuopt import CuOptHook
 from airflow_provider.protocol.cuopt import InvocationStatus
+from optimization_emulator.cuopt.generate import lp_problem, routing_problem
 
 TINY_LP = {
     "csr_constraint_matrix": {"offsets": [0, 2, 4], "indices": [0, 1, 0, 1], "values": [3.0, 4.0, 2.7, 10.1]},
@@ -99,7 +99,7 @@ def test_large_problem_goes_as_compressed_asset_and_the_asset_is_deleted(hook, e
 
 
 def test_large_result_arrives_as_a_zip(cuopt_conn, tmp_path, json_file):
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(api_keys=("k-zip",), extra_args=("--nvcf-max-inline-result", "2000")) as emu:
         conn = {
@@ -130,7 +130,7 @@ def test_result_is_handed_out_once(hook, tmp_path):
 
 
 def test_pending_then_polled_to_completion(tmp_path):
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(api_keys=("k-q",), extra_args=("--nvcf-queue-delay", "3")) as emu:
         conn = {"conn_type": "cuopt", "host": emu.url, "password": "k-q", "extra": {"function_name": "cuopt"}}
@@ -156,7 +156,7 @@ def test_client_credentials_token_is_reused_while_fresh(emulator, cuopt_client_c
 
 
 def test_token_that_expires_while_pending_is_renewed(tmp_path, client_conn_json):
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     args = ("--token-ttl", "8", "--nvcf-queue-delay", "11")  # refreshed 2 s (ttl/4) ahead
     with EmulatorProcess(api_keys=("k-t",), extra_args=args) as emu:

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from airflow_provider.emulator.cuopt.generate import lp_problem, routing_problem
 from airflow_provider.events.cuopt import SolveEventStatus
 from airflow_provider.exceptions import AmbiguousSubmissionError, RequestGoneError
 from airflow_provider.hooks._cuopt_payload import prepare_problem
@@ -16,6 +15,7 @@ from airflow_provider.hooks.cuopt import CuOptHook
 from airflow_provider.operators.cuopt import CuOptSolveOperator
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 from airflow_provider.utils.retry import RetryPolicy
+from optimization_emulator.cuopt.generate import lp_problem, routing_problem
 
 FAST = RetryPolicy(max_attempts=5, max_elapsed=60, initial_wait=0.05, max_wait=1.5)
 INVOKE = {"method": "POST", "path_regex": "/v2/nvcf/exec/functions/"}
@@ -27,7 +27,7 @@ RESULT_GET = {"method": "GET", "path_regex": "/_presigned/nvcf/results/"}
 @pytest.fixture(scope="module")
 def nvcf():
     """Results over 2 KB come as zips; requests stay pending 2 s; short-lived JWTs."""
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     args = ("--nvcf-max-inline-result", "2000", "--nvcf-queue-delay", "2")
     with EmulatorProcess(api_keys=("k-faults",), extra_args=args) as emu:

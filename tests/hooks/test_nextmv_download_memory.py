@@ -13,7 +13,7 @@ import textwrap
 import time
 
 from airflow_provider.hooks.nextmv import NextmvHook
-from airflow_provider.testing.memory import MIB, run_probe
+from optimization_emulator.testing.memory import MIB, run_probe
 
 SIZE = 80 * 1000 * 1000
 
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     from airflow_provider.hooks.nextmv import NextmvHook
-    from airflow_provider.testing.memory import proc_status, reset_peak_rss
+    from optimization_emulator.testing.memory import proc_status, reset_peak_rss
 
     small_run, big_run, target = sys.argv[1:4]
     hook = NextmvHook()

@@ -27,7 +27,7 @@ def https_emulator(tmp_path_factory):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())

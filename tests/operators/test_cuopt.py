@@ -8,16 +8,16 @@ import json
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider.emulator.cuopt.generate import routing_problem
 from airflow_provider.exceptions import InvalidInputError, RunFailedError, RunTimeoutError
 from airflow_provider.operators.cuopt import REQUEST_STATE_KEY, CuOptSolveOperator
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
+from optimization_emulator.cuopt.generate import routing_problem
 
 
 @pytest.fixture(scope="module")
 def slow_emulator(tmp_path_factory):
     """Requests stay pending for 4 s, so the deferrable path always defers."""
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(api_keys=("k-slow",), extra_args=("--nvcf-queue-delay", "4")) as emu:
         yield emu

@@ -16,8 +16,8 @@ import random
 import textwrap
 import time
 
-from airflow_provider.testing.cuopt import TINY_LP
-from airflow_provider.testing.memory import MIB, run_probe
+from optimization_emulator.testing.cuopt import TINY_LP
+from optimization_emulator.testing.memory import MIB, run_probe
 
 SIZE = 120 * 1000 * 1000
 
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from airflow_provider.hooks._cuopt_payload import prepare_problem
     from airflow_provider.hooks.cuopt import CuOptHook
-    from airflow_provider.testing.memory import proc_status, reset_peak_rss
+    from optimization_emulator.testing.memory import proc_status, reset_peak_rss
 
     hook = CuOptHook()
     function = hook.resolve_function(None, None, None)

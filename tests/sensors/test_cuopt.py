@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from airflow.providers.common.compat.sdk import PokeReturnValue, TaskDeferred
 
-from airflow_provider.emulator.cuopt.generate import routing_problem
 from airflow_provider.exceptions import RequestGoneError, RunFailedError
 from airflow_provider.operators.cuopt import CuOptSolveOperator
 from airflow_provider.sensors.cuopt import CuOptSolveSensor
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
+from optimization_emulator.cuopt.generate import routing_problem
 
 
 @pytest.fixture(scope="module")
 def queued():
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(api_keys=("k-s",), extra_args=("--nvcf-queue-delay", "3")) as emu:
         yield emu

@@ -21,7 +21,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def pending_emulator():
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(api_keys=("k-p",), extra_args=("--nvcf-queue-delay", "5")) as emu:
         yield emu
@@ -65,7 +65,7 @@ async def test_result_is_stored_before_the_single_event(hook, tmp_path):
 
 
 async def test_asset_deleted_by_the_trigger(hook, pending_emulator, tmp_path):
-    from airflow_provider.emulator.cuopt.generate import routing_problem
+    from optimization_emulator.cuopt.generate import routing_problem
 
     req_id, asset_id = submit_pending(hook, routing_problem(300, 12, seed=4, time_limit=1))
     assert asset_id
@@ -120,7 +120,7 @@ async def test_auth_failure_is_one_error_event(pending_emulator, monkeypatch, tm
 
 
 async def test_token_renewed_inside_the_trigger(tmp_path, client_conn_json):
-    from airflow_provider.testing.emulator import EmulatorProcess
+    from optimization_emulator.testing.emulator import EmulatorProcess
 
     with EmulatorProcess(
         api_keys=("k-x",), extra_args=("--token-ttl", "3", "--nvcf-queue-delay", "7")
@@ -143,7 +143,7 @@ async def test_token_renewed_inside_the_trigger(tmp_path, client_conn_json):
 
 
 async def test_on_kill_deletes_the_asset(hook, pending_emulator, tmp_path):
-    from airflow_provider.emulator.cuopt.generate import routing_problem
+    from optimization_emulator.cuopt.generate import routing_problem
 
     req_id, asset_id = submit_pending(hook, routing_problem(300, 12, seed=6, time_limit=1))
     assert asset_id in pending_emulator.stats()["nvcf"]["assets_live"]
