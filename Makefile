@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint test test-fast demo bench reliability emulator clean lock
+.PHONY: install lint test test-fast test-compat demo bench reliability emulator clean lock lock-compat
 
 $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,5 +54,42 @@ lock:
 	printf -- '-e ./emulator[s3]\n-e .[test,emulator,s3]\n' | $(BIN)/uv pip compile - -o .ci/constraints.txt \
 		--no-emit-package airflow-provider-optimization --no-emit-package airflow-provider-optimization-emulator
 
+## ---- The oldest supported Airflow: the low end of pyproject.toml's apache-airflow range ---------
+COMPAT_AIRFLOW := 3.1.8
+# PyPI published apache-airflow 3.1.8 at 2026-03-11T19:28Z. Resolving Airflow as of the next day stands
+# in for its official constraints file (constraints-3.1.8, on GitHub, which this machine cannot
+# reach): the libraries Airflow was released and tested with, not today's.
+COMPAT_AIRFLOW_DATE := 2026-03-12T00:00:00Z
+COMPAT_VENV  := .venv-compat
+COMPAT_BIN   := $(COMPAT_VENV)/bin
+COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
+COMPAT_LOCK  := .ci/constraints-compat.txt
+# Only what the end-to-end tests need (no linters, SDKs or moto): the fewer pins, the fewer clashes.
+COMPAT_DEPS  := 'apache-airflow==$(COMPAT_AIRFLOW)' 'pytest>=8' 'pytest-asyncio>=0.23' 'pytest-timeout>=2.3'
+COMPAT_TESTS := tests/e2e/test_example_nextmv.py tests/e2e/test_example_cuopt.py
+
+$(COMPAT_STAMP): $(STAMP) pyproject.toml emulator/pyproject.toml $(COMPAT_LOCK)
+	test -x $(COMPAT_BIN)/python || $(BIN)/uv venv -q -p $(PYTHON) $(COMPAT_VENV)
+	$(BIN)/uv pip install --python $(COMPAT_BIN)/python --compile-bytecode -c $(COMPAT_LOCK) \
+		-e ./emulator -e . $(COMPAT_DEPS)
+	$(COMPAT_BIN)/python -c "import airflow, sys; sys.exit(airflow.__version__ != '$(COMPAT_AIRFLOW)')"
+	touch $@
+
+## The example DAGs end to end (real stack, real emulator) on the oldest supported Airflow, in its
+## own venv (.venv-compat) pinned by .ci/constraints-compat.txt. `make test` covers the newest.
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT_BIN)/python -m pytest $(COMPAT_TESTS) $(PYTEST_ARGS)
+
+## Re-pins .ci/constraints-compat.txt in two steps: Airflow $(COMPAT_AIRFLOW) as released (everything
+## resolved as of its release date), then the provider, emulator and pytest on top, keeping those pins
+## where they still fit (as a user's `pip install` on an Airflow installed with its constraints would).
+lock-compat: $(STAMP)
+	rm -f $(COMPAT_LOCK)
+	printf '%s\n' 'apache-airflow==$(COMPAT_AIRFLOW)' | $(BIN)/uv pip compile -q - --python-version 3.11 \
+		--exclude-newer $(COMPAT_AIRFLOW_DATE) -o $(COMPAT_LOCK)
+	printf '%s\n' '-e ./emulator' '-e .' $(COMPAT_DEPS) | $(BIN)/uv pip compile - --python-version 3.11 \
+		-o $(COMPAT_LOCK) --no-emit-package airflow-provider-optimization \
+		--no-emit-package airflow-provider-optimization-emulator
+
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .demo .bench .pytest_cache

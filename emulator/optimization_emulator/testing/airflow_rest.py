@@ -5,8 +5,11 @@ talks to; :class:`~optimization_emulator.testing.airflow_stack.AirflowStack` is 
 call here is also a method of the stack. On its own the client serves an api-server that runs
 already, on this machine (the DAG-parse waits read the DAG files from disk).
 
-No authentication: the stack runs with ``SIMPLE_AUTH_MANAGER_ALL_ADMINS=True``. Standard library
-only, like the stack.
+The stack runs with ``SIMPLE_AUTH_MANAGER_ALL_ADMINS=True``. Airflow 3.0 and 3.2+ then need no
+token at all (their ``SimpleAllAdminMiddleware`` adds one to every request); Airflow 3.1 has no such
+middleware and answers 401, but issues an admin token without credentials at ``GET /auth/token``, so
+on a 401 the client fetches one there once and repeats the call with it. Standard library only,
+like the stack.
 """
 
 from __future__ import annotations
@@ -46,16 +49,28 @@ class AirflowRestClient:
     def __init__(self, base_url: str, dags_folder: Path):
         self.base_url = base_url
         self.dags_folder = dags_folder
+        #: Bearer token from ``GET /auth/token``; only fetched when the api-server answers 401 (3.1).
+        self._token: str | None = None
 
     # ------------------------------------------------------------------ plumbing
     def api(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         """Call REST API v2 (or any path on the api-server) and return the decoded JSON."""
+        try:
+            return self._call(method, path, body, timeout)
+        except AirflowApiError as exc:
+            if exc.status != 401 or path.startswith("/auth/"):
+                raise
+        # Airflow 3.1: all-admins mode without the middleware; a token (expired or none) is needed.
+        self._token = self._call("GET", "/auth/token", None, timeout)["access_token"]
+        return self._call(method, path, body, timeout)
+
+    def _call(self, method: str, path: str, body: Any, timeout: float) -> Any:
         url = self.base_url + path
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         req = urllib.request.Request(
-            url,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            url, method=method, data=None if body is None else json.dumps(body).encode(), headers=headers
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
