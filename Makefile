@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint test test-fast test-compat demo bench reliability emulator clean lock lock-compat
+.PHONY: install browser lint test test-fast test-compat demo bench reliability emulator clean lock lock-compat
 
 $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,24 @@ $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 
 install: $(STAMP)
 
+## Headless Chromium for the UI test (tests/e2e/test_ui_browser.py): Debian's package, which
+## Playwright (a PyPI package of the test extra) drives; Playwright's own browser download is not
+## used (it is no package registry). Nothing to do when one is there already or UI_BROWSER names one.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ -n "$$UI_BROWSER" ] || command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; \
+	then echo "browser: $${UI_BROWSER:-$$(command -v chromium-headless-shell || command -v chromium)}"; \
+	else $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+		--no-install-recommends chromium-headless-shell >/dev/null && echo "browser: installed chromium-headless-shell"; fi
+
 ## ruff: lint (incl. blocking calls in async code) and formatting, as configured in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## The whole suite: lint, unit, emulator conformance (official nextmv SDK), S3 via moto server, memory
-## bounds, and end-to-end runs on a real Airflow 3.3 stack.
-test: lint
+## bounds, end-to-end runs on a real Airflow 3.3 stack, and its UI in headless Chromium.
+test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Everything except the real-Airflow end-to-end tests.
