@@ -14,6 +14,13 @@ class). A package gets a page only when its ``__init__.py`` has content. The nav
 ``api/index.md`` in mkdocs.yml is expanded into the section listing these pages, one subsection
 per subpackage. The pages hold ``::: module`` lines that mkdocstrings renders from the docstrings
 (statically, with griffe: the modules are not imported).
+
+Sphinx roles in docstrings (``:class:`Name```, ``:meth:`~pkg.mod.Cls.method```): the docstrings
+use the Sphinx field style, which mkdocstrings parses, but it renders roles as raw text. The griffe
+extension :class:`SphinxRoles` (``extensions:`` in mkdocs.yml) turns each into a cross-reference
+before the docstring is parsed; with ``scoped_crossrefs`` a short name resolves as Python would
+from the docstring's own scope (its module's imports, its class's members). A target that resolves
+to nothing fails the strict build like any other broken reference.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from griffe import Extension, Object
 from mkdocs.structure.files import File, Files
 
 INDEX = "index.md"
@@ -34,6 +42,30 @@ API_TITLE = "API reference"
 _LINK_TARGET = re.compile(r"(\]\()([^)\s]+)")
 # Targets left alone: URLs with a scheme (http:, mailto:...), protocol-relative URLs and anchors.
 _NOT_A_REPO_PATH = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|#)")
+
+
+# A Sphinx role naming a Python object: ``:class:`x.Y```, ``:py:meth:`~x.Y.z```; ``~`` shows the last
+# name only. ``:role:`title <target>``` is not used in this package's docstrings and is left alone.
+_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|exc|data|obj|const):`(~?)([\w.]+)`")
+
+
+def roles_to_crossrefs(text: str) -> str:
+    """Sphinx roles rewritten as mkdocstrings cross-references: ``[`title`][target]``."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        tilde, target = match.groups()
+        title = target.rsplit(".", 1)[-1] if tilde else target
+        return f"[`{title}`][{target}]"
+
+    return _ROLE.sub(rewrite, text)
+
+
+class SphinxRoles(Extension):
+    """Griffe extension: the roles of every docstring become cross-references (see the module doc)."""
+
+    def on_object(self, *, obj: Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = roles_to_crossrefs(obj.docstring.value)
 
 
 def readme_as_index(readme: str, docs_dir: str, repo_url: str) -> str:

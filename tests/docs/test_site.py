@@ -3,8 +3,8 @@
 `make docs-check` (part of `make test`) builds the real site in strict mode. These tests show what
 that build catches, on a small project laid out like this repository (the real mkdocs.yml and
 mkdocs_hooks.py, a README, a page and a tiny ``airflow_provider`` package), built by mkdocs in a
-subprocess: a broken link, a missing anchor, a reference that resolves to nothing, a page left out
-of the nav, a docstring griffe cannot parse. And that a module added to the package gets its page
+subprocess: a broken link, a missing anchor, a reference (or Sphinx role) that resolves to nothing,
+a page left out of the nav, a docstring griffe cannot parse. And that a module added to the package gets its page
 with no edit anywhere else.
 """
 
@@ -118,6 +118,19 @@ def test_readme_links_are_rewritten_for_the_site():
     )
 
 
+def test_sphinx_roles_become_cross_references():
+    text = (
+        "Uses :class:`SyncApi`, :meth:`~airflow_provider.hooks.base.ServiceHook.finish`, "
+        ":py:func:`x.y`, :mod:`airflow_provider.protocol`; "
+        ":param a: and :raises ValueError: are fields."
+    )
+    assert hooks.roles_to_crossrefs(text) == (
+        "Uses [`SyncApi`][SyncApi], [`finish`][airflow_provider.hooks.base.ServiceHook.finish], "
+        "[`x.y`][x.y], [`airflow_provider.protocol`][airflow_provider.protocol]; "
+        ":param a: and :raises ValueError: are fields."
+    )
+
+
 # --- the strict build, on a small project --------------------------------------------------------
 
 GOOD_MODULE = '''"""Things to solve.
@@ -181,7 +194,10 @@ def test_a_clean_project_builds_and_a_new_module_gets_its_page(project):
     assert result.returncode == 0, result.stderr
     site = project / "site"
     assert "Added later by another branch." in (site / "api/extra/added/index.html").read_text()
-    assert "Solves." in (site / "api/things/index.html").read_text()
+    things = (site / "api/things/index.html").read_text()
+    assert "Solves." in things
+    # the module docstring's :func:`solve`, resolved in the module's scope
+    assert 'href="#airflow_provider.things.solve"><code>solve</code>' in things
     index = (site / "index.html").read_text()
     assert 'href="guide/#usage"' in index  # README's docs/guide.md link, now a page of the site
     assert 'href="extra/added/"' in (site / "api/index.html").read_text()
@@ -203,8 +219,20 @@ def test_a_clean_project_builds_and_a_new_module_gets_its_page(project):
             'def f(a: int) -> int:\n    """Doc.\n\n    :param b: not a parameter.\n    """\n    return a\n',
             "'b' does not appear in the function signature",
         ),
+        (
+            "airflow_provider/things.py",
+            '"""Uses :class:`Solver`, which is not defined here."""\n',
+            "'Solver'",
+        ),
     ],
-    ids=["broken-link", "broken-anchor", "page-not-in-nav", "broken-reference", "bad-docstring"],
+    ids=[
+        "broken-link",
+        "broken-anchor",
+        "page-not-in-nav",
+        "broken-reference",
+        "bad-docstring",
+        "broken-role",
+    ],
 )
 def test_the_strict_build_fails(project, path, text, message):
     _write(project / path, text)
