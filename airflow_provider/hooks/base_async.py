@@ -3,7 +3,7 @@
 
 The twin of :mod:`airflow_provider.hooks.base`: a subclass says how a connection becomes settings
 (:meth:`AsyncServiceHook.settings_from`), which headers and pool its session has, and — when its
-credentials change per call — :meth:`auth_headers` / :meth:`renew_credentials`. Connections are
+credentials change per call — :meth:`~AsyncServiceHook.auth_headers` / :meth:`~AsyncServiceHook.renew_credentials`. Connections are
 loaded with ``get_async_connection`` (no blocking call on the event loop), once per loop and minute
 for all hooks (``utils/async_sessions.py``), and one session serves every hook on the loop that has
 the same settings.

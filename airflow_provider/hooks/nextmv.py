@@ -45,8 +45,9 @@ class NextmvHook(ServiceHook):
     extras ``console_url``, ``verify_ssl`` (default true), ``ca_bundle``.
 
     :param nextmv_conn_id: Airflow connection id.
-    :param retry_policy: bounds of the retry loop for transient errors (429, 5xx, network).
-    :param timeout: (connect, read) seconds, or a :class:`~airflow_provider.utils.http.Timeouts`.
+    :param kwargs: ``retry_policy``, bounds of the retry loop for transient errors (429, 5xx,
+        network), and ``timeout``, (connect, read) seconds or a
+        :class:`~airflow_provider.utils.http.Timeouts`.
     """
 
     conn_name_attr = "nextmv_conn_id"

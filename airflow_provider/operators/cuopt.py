@@ -48,8 +48,9 @@ class CuOptSolveOperator(BaseOperator):
     :param problem_uri: where to read it instead: local path or any smart-open URI (templated);
         a file that is already zlib-compressed JSON is uploaded as it is.
     :param output_uri: file URI, or folder ending in ``/`` (``<req_id>.json`` inside) (templated).
-    :param function_id / function_name / function_version_id: override the connection's function
-        choice (newest ACTIVE version of the name by default).
+    :param function_id: overrides the connection's function choice: a function id,
+    :param function_name: or a function name (its newest ACTIVE version by default),
+    :param function_version_id: with, optionally, a version id.
     :param action: cuOpt ``action`` (optional; cuOpt infers LP vs routing from the data).
     :param poll_seconds: NVCF long-poll window per call (1–300, default 30).
     :param wait_for_completion: wait for the result (default True); otherwise return after the

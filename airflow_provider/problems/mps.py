@@ -17,7 +17,7 @@ on the CPU, so a worker without a GPU can send MPS files to either backend.
    ``OBJNAME``, ...), quadratic objectives (refused before a large QP is parsed), semi-continuous
    bounds, and an inline ``OBJSENSE MAXIMIZE``, which HiGHS's free reader ignores.
 3. **Read** with HiGHS, its log captured (not printed) so its own error message can be quoted
-   (:mod:`airflow_provider.problems._mps_highs`).
+   (``airflow_provider.problems._mps_highs``).
 4. **Write** the JSON in chunks straight from HiGHS's arrays; neither the JSON nor a second copy of
    the model is built in Python.
 

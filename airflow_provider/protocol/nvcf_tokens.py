@@ -1,8 +1,8 @@
 """NVCF client-credentials tokens (SSA): the request, the answer, and an in-memory cache. No I/O here.
 
-The sync and the async cuOpt hooks build the token request with :func:`token_request` and read
-the answer with :meth:`Token.from_token_response`, so both fetch, mask and refresh tokens the same
-way; only the HTTP call differs.
+The sync and the async cuOpt hooks build the token request with :func:`token_request_form` and
+:func:`token_request_headers` and read the answer with :meth:`Token.from_token_response`, so both
+fetch, mask and refresh tokens the same way; only the HTTP call differs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Written once here: ``serialize()`` from the subclass's ``serialized_fields`` (pr
 rebuilt trigger continues exactly where the old one was), an absolute wall-clock deadline that holds
 even against a slow answer (the whole wait runs under ``asyncio.timeout``), exactly one event, the
 error event for anything unexpected (message redacted), and a best-effort ``on_kill``. A subclass is
-its ``__init__``, :meth:`wait` and its three event builders.
+its ``__init__``, :meth:`~ProviderTrigger.wait` and its three event builders.
 """
 
 from __future__ import annotations
