@@ -42,7 +42,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from optimization_emulator import nvcf_api
-from optimization_emulator.app_keys import STATS
+from optimization_emulator.app_keys import FAULT_BODY, STATS
 from optimization_emulator.errors import PROBLEM_JSON, api_error, as_json_error
 from optimization_emulator.fault_rules import (
     PRESIGNED_PREFIX,
@@ -85,7 +85,8 @@ def logged_status(request: web.BaseRequest, status: int) -> int | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _route_template(request: web.Request) -> str | None:
+def route_template(request: web.Request) -> str | None:
+    """The template of the route ``request`` matched (``/v1/applications/{app_id}/runs``); None if none."""
     route = request.match_info.route
     return route.resource.canonical if route.resource is not None else None
 
@@ -96,7 +97,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     book = request.app[FAULTS]
     if not book.rules or request.path.startswith(ADMIN_PREFIX):
         return await handler(request)
-    rule = book.pick(request.method, _route_template(request), request.path)
+    rule = book.pick(request.method, route_template(request), request.path)
     if rule is None:
         return await handler(request)
     request[FAULT_KEY] = rule.action
@@ -231,6 +232,10 @@ def _error_response(request: web.Request, spec: dict[str, Any]) -> web.Response:
     phrase = HTTPStatus(status).phrase
     detail = f"{phrase} (a fault injected by the emulator)"
     path = request.path
+    site_body = request.app.get(FAULT_BODY)
+    if site_body is not None and content_type is None:  # a site with its own error shape
+        data, kind = site_body(status, detail)
+        return web.Response(body=data, status=status, headers=headers, content_type=kind)
     if path.startswith(PRESIGNED_PREFIX):
         text, default_type = _s3_error(status, detail), "application/xml"
     elif path.startswith("/v2/nvcf") or path == "/token":
