@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint test test-fast demo bench reliability emulator clean lock
+.PHONY: install shclient lint test test-fast demo bench reliability emulator clean lock
 
 $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,19 @@ $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	touch $@
 
 install: $(STAMP)
+
+## The official cuopt-sh-client 26.10.0, unmodified, in its own virtualenv: it pins msgpack==1.2.1,
+## which clashes with the main environment. tests/emulator/test_cuopt_server_conformance.py runs it
+## (and builds it through this target when it is missing).
+SHCLIENT       := .venv-shclient
+SHCLIENT_STAMP := $(SHCLIENT)/.installed-stamp
+
+$(SHCLIENT_STAMP): .ci/shclient-constraints.txt | $(STAMP)
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(SHCLIENT)
+	$(BIN)/uv pip install -q --python $(SHCLIENT)/bin/python -r .ci/shclient-constraints.txt
+	touch $@
+
+shclient: $(SHCLIENT_STAMP)
 
 ## ruff: lint (incl. blocking calls in async code) and formatting, as configured in pyproject.toml.
 lint: $(STAMP)
@@ -55,4 +68,4 @@ lock:
 		--no-emit-package airflow-provider-optimization --no-emit-package airflow-provider-optimization-emulator
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache
+	rm -rf $(VENV) $(SHCLIENT) .demo .bench .pytest_cache
