@@ -1,26 +1,49 @@
 """Exceptions raised by the provider.
 
-Every error a DAG author can meet says what went wrong *and* what to do about it. Errors caused by
-the task's own input (missing file, invalid JSON, too large, missing credentials) derive from
-``AirflowFailException`` so Airflow does not burn retries on them; service and run failures are
-ordinary ``AirflowException`` so the task's ``retries`` apply.
+Every error a DAG author can meet says what went wrong *and* what to do about it. Two families
+under one base, :class:`OptimizationError`:
+
+* :class:`PermanentError` (an ``AirflowFailException``): the same attempt would fail the same way
+  (bad input, missing credentials, an unsafe id, a refused certificate, an ambiguous submission), so
+  neither the hooks nor Airflow retry it;
+* :class:`OptimizationProviderError`: service and transport failures that another try may cure, so
+  the task's ``retries`` apply.
 """
 
 from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from airflow_provider.utils.redact import redact_text
 
-class OptimizationProviderError(AirflowException):
+
+class OptimizationError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class PermanentError(OptimizationError, AirflowFailException):
+    """Deterministic failures: retrying cannot help, so the task fails at once."""
+
+
+class OptimizationProviderError(OptimizationError):
     """Base class of this provider's retryable errors."""
 
 
-class InvalidInputError(AirflowFailException):
-    """The problem given to the task is unusable (missing, unreadable, not JSON, too large)."""
+class InvalidInputError(PermanentError):
+    """The problem given to the task is unusable (missing, unreadable, not JSON, too large), or a task
+    argument breaks a rule (checked when the operator is built, and again by the hook at use)."""
 
 
-class CredentialsError(AirflowFailException):
+class CredentialsError(PermanentError):
     """The connection lacks the credentials the service needs."""
+
+
+class UnsafeIdentifierError(InvalidInputError):
+    """An id (from the service or a task argument) cannot safely name a path segment or a file."""
+
+
+class CertificateError(PermanentError):
+    """The service's TLS certificate was refused: a configuration problem, not a transient one."""
 
 
 class ServiceHTTPError(OptimizationProviderError):
@@ -30,7 +53,7 @@ class ServiceHTTPError(OptimizationProviderError):
     :param method: HTTP method.
     :param target: what was asked for (a redacted URL or path: never a signature or token).
     :param status_code: HTTP status.
-    :param detail: the service's error text, as it sent it (truncated).
+    :param detail: the service's error text (truncated; secrets it echoed back and signatures removed).
     :param retry_after: seconds from a ``Retry-After`` header, when present.
     """
 
@@ -45,11 +68,11 @@ class ServiceHTTPError(OptimizationProviderError):
     ) -> None:
         self.service = service
         self.method = method
-        self.target = target
+        self.target = redact_text(target, 500)
         self.status_code = status_code
-        self.detail = detail[:2000]
+        self.detail = redact_text(detail, 2000)
         self.retry_after = retry_after
-        message = f"{service} {method} {target} failed with HTTP {status_code}"
+        message = f"{service} {method} {self.target} failed with HTTP {status_code}"
         if self.detail:
             message += f": {self.detail}"
         hint = _HINTS.get(status_code)
@@ -72,8 +95,16 @@ class ServiceUnavailableError(OptimizationProviderError):
     """The service could not be reached, or kept failing, after all retries."""
 
 
+class CallTimeoutError(ServiceUnavailableError):
+    """One HTTP call (connect, headers and body) did not complete within its total time bound."""
+
+
 class ProtocolError(OptimizationProviderError):
     """The service answered with something this provider cannot interpret (e.g. malformed JSON)."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """An answer was larger than the cap for its kind; reading stopped there (memory stays bounded)."""
 
 
 class RunFailedError(OptimizationProviderError):
@@ -99,7 +130,7 @@ class MalformedResponseError(ProtocolError):
     """
 
 
-class AmbiguousSubmissionError(AirflowFailException):
+class AmbiguousSubmissionError(PermanentError):
     """A create request failed in a way that leaves unknown whether the service acted on it, and the
     service offers no way to find out. Not retried (by the hook or by Airflow): re-sending could start
     a duplicate solve. The message names what to check before re-running the task."""

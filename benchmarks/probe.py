@@ -70,7 +70,7 @@ def download(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def sink_upload(args: dict[str, Any]) -> dict[str, Any]:
-    """The provider's upload (``NextmvHook.upload`` of the streamed, JSON-checked file) to a bare sink."""
+    """The provider's upload (``NextmvHook.transfers.put`` of the streamed, JSON-checked file) to a bare sink."""
     from airflow_provider.hooks.nextmv import NextmvHook
     from airflow_provider.utils import uris
     from airflow_provider.utils.payloads import JsonShapeCheck, StreamingBody
@@ -80,7 +80,10 @@ def sink_upload(args: dict[str, Any]) -> dict[str, Any]:
     def put(path: str) -> None:
         with uris.open_input(path) as source:
             check = JsonShapeCheck(path)
-            hook.upload(args["url"], StreamingBody(source.chunks(), source.size, path, on_chunk=check.feed))
+            body = StreamingBody(source.chunks(), source.size, path, on_chunk=check.feed)
+            hook.transfers.put(
+                args["url"], body, headers={"Content-Type": "application/octet-stream"}, what="upload"
+            )
             check.finish()
 
     put(args["warmup_path"])
@@ -108,8 +111,8 @@ def sdk_upload(args: dict[str, Any]) -> dict[str, Any]:
 
 def cuopt_asset(args: dict[str, Any]) -> dict[str, Any]:
     """``prepare_problem`` (stream → zlib → temp file) + ``CuOptHook.submit`` (asset PUT, invoke)."""
-    from airflow_provider.hooks._cuopt_payload import prepare_problem
     from airflow_provider.hooks.cuopt import CuOptHook
+    from airflow_provider.hooks.cuopt_problems import prepare_problem
 
     hook = CuOptHook()
     function = hook.resolve_function(None, None, None)

@@ -64,6 +64,18 @@ def test_every_listed_module_and_class_imports():
         assert getattr(importlib.import_module(module), name)
 
 
+# Modules of a role's package that hold what the role's classes compose, not a hook/operator/... of
+# their own: listed nowhere, by design.
+HELPER_MODULES = {
+    "airflow_provider.hooks.base",
+    "airflow_provider.hooks.base_async",
+    "airflow_provider.hooks.cuopt_problems",
+    "airflow_provider.hooks.cuopt_results",
+    "airflow_provider.hooks.nextmv_payloads",
+    "airflow_provider.triggers.base",
+}
+
+
 def test_every_module_is_listed():
     info = get_provider_info()
     root = Path(__file__).resolve().parents[1] / "airflow_provider"
@@ -74,7 +86,8 @@ def test_every_module_is_listed():
             for p in (root / kind).glob("*.py")
             if not p.stem.startswith("_")
         }
-        assert public == listed, kind
+        assert public - HELPER_MODULES == listed, kind
+        assert not listed & HELPER_MODULES, kind
 
 
 def test_connection_form_is_declarative():

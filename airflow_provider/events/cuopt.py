@@ -76,14 +76,20 @@ class CuOptSolveEvent:
         return CuOptSolveEvent(self.status, self.req_id, self.asset_id, self.output_paths, self.message, True)
 
 
+def stored_event(req_id: str, asset_id: str | None, stored: Any) -> CuOptSolveEvent:
+    """The terminal event of a stored result (``stored.ok``, ``.paths``, ``.message``): what the
+    solver said decides, whoever stored it and whenever (a retry finds a failure as a failure)."""
+    status = SolveEventStatus.SUCCEEDED if stored.ok else SolveEventStatus.INFEASIBLE
+    return CuOptSolveEvent(status, req_id, asset_id, tuple(stored.paths), stored.message)
+
+
 def event_for(invocation: Any, asset_id: str | None, stored: Any = None) -> CuOptSolveEvent:
-    """The terminal event for a non-pending NVCF answer (``stored``: the persisted result, if any).
+    """The terminal event for a non-pending answer (``stored``: the persisted result, if any).
 
     Shared by the sync wait, the sensor poke and the trigger so that every mode ends the same.
     """
     if stored is not None:
-        status = SolveEventStatus.SUCCEEDED if stored.ok else SolveEventStatus.INFEASIBLE
-        return CuOptSolveEvent(status, invocation.req_id, asset_id, tuple(stored.paths), stored.message)
+        return stored_event(invocation.req_id, asset_id, stored)
     return CuOptSolveEvent(SolveEventStatus.FAILED, invocation.req_id, asset_id, (), invocation.message)
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
+from airflow_provider.events.cuopt import CuOptSolveEvent
 from airflow_provider.exceptions import RequestGoneError
-from airflow_provider.hooks._cuopt_payload import prepare_problem
-from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, MAX_POLL_SECONDS, Invocation
+from airflow_provider.protocol import rules
+from airflow_provider.protocol.cuopt import (
+    DEFAULT_POLL_SECONDS,
+    OUTPUT_URI_WHY,
+    Invocation,
+    check_poll_seconds,
+)
 from airflow_provider.utils import resume
 
 if TYPE_CHECKING:
@@ -26,26 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = timedelta(hours=1)
 #: Task-state-store key (Airflow 3.3+) under which the request is remembered across tries.
 REQUEST_STATE_KEY = "cuopt_request"
-
-
-@dataclass(frozen=True)
-class Stored:
-    """An earlier try's request whose result is already stored (NVCF now answers 404 for it)."""
-
-    req_id: str
-    paths: tuple[str, ...]
-
-    @property
-    def pending(self) -> bool:
-        return False
-
-
-def _seconds(timeout: float | timedelta | None) -> float:
-    value = DEFAULT_TIMEOUT if timeout is None else timeout
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    return seconds
 
 
 class CuOptSolveOperator(BaseOperator):
@@ -106,12 +90,8 @@ class CuOptSolveOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (problem is None) == (problem_uri is None):
-            raise ValueError("CuOptSolveOperator needs exactly one of problem= or problem_uri=")
-        if not output_uri:
-            raise ValueError("output_uri is required: NVCF hands a result out once, so it must be stored")
-        if not 1 <= int(poll_seconds) <= MAX_POLL_SECONDS:
-            raise ValueError(f"poll_seconds must be between 1 and {MAX_POLL_SECONDS}, got {poll_seconds!r}")
+        rules.exactly_one(("problem", problem), ("problem_uri", problem_uri), "a dict, or a path or URI")
+        rules.required("output_uri", output_uri, OUTPUT_URI_WHY)
         self.problem = problem
         self.problem_uri = problem_uri
         self.output_uri = output_uri
@@ -119,10 +99,10 @@ class CuOptSolveOperator(BaseOperator):
         self.function_name = function_name
         self.function_version_id = function_version_id
         self.action = action
-        self.poll_seconds = int(poll_seconds)
+        self.poll_seconds = check_poll_seconds(poll_seconds)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.timeout = _seconds(timeout)
+        self.timeout = rules.timeout_seconds(timeout, DEFAULT_TIMEOUT)
         self.cuopt_conn_id = cuopt_conn_id
         self.asset_id: str | None = None
 
@@ -134,12 +114,14 @@ class CuOptSolveOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         deadline = time.time() + self.timeout
-        invocation, asset_id = self._reattach(context) or self._submit(context)
-        req_id = invocation.req_id
+        answer, asset_id = self._reattach(context) or self._submit(context)
+        req_id = answer.req_id
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
-        if not invocation.pending:  # answered within the first poll window
-            return self._complete(context, self._event(invocation, asset_id))
+        if isinstance(answer, CuOptSolveEvent):  # an earlier try's request, already ended and stored
+            return self._complete(context, answer)
+        if not answer.pending:  # answered within the first poll window
+            return self._complete(context, self.hook.outcome_event(answer, asset_id, self.output_uri))
         if not self.wait_for_completion:
             return req_id
         if self.deferrable:
@@ -163,6 +145,8 @@ class CuOptSolveOperator(BaseOperator):
         return self._complete(context, event)
 
     def _submit(self, context: Context) -> tuple[Invocation, str | None]:
+        from airflow_provider.hooks.cuopt_problems import prepare_problem
+
         with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
             function = self.hook.resolve_function(
                 self.function_id, self.function_name, self.function_version_id
@@ -187,12 +171,13 @@ class CuOptSolveOperator(BaseOperator):
         resume.remember(context, REQUEST_STATE_KEY, record)
         return invocation, asset_id
 
-    def _reattach(self, context: Context) -> tuple[Invocation | Stored, str | None] | None:
+    def _reattach(self, context: Context) -> tuple[Invocation | CuOptSolveEvent, str | None] | None:
         """The request an earlier try of this task left in flight, if it can still deliver.
 
         A quick status poll tells: still pending → keep waiting for it; finished → its answer (stored
-        at once); 404 → its result was already handed out: picked up from ``output_uri`` if that try
-        stored it, otherwise it is lost and a new request is submitted.
+        at once); 404 → the one "look in storage" policy (``cuopt_results.gone_outcome``): a result that
+        try stored ends this task as what it says (an infeasible result stays a failure); one that was
+        handed out but never stored is lost, and a new request is submitted.
         """
         record = resume.in_flight(context, REQUEST_STATE_KEY)
         if record is None or record.get("output_uri") != self.output_uri or not record.get("req_id"):
@@ -201,11 +186,17 @@ class CuOptSolveOperator(BaseOperator):
         try:
             invocation = self.hook.poll(req_id, 1)
         except RequestGoneError:
-            from airflow_provider.hooks._cuopt_results import already_stored
+            from airflow_provider.hooks.cuopt_results import gone_outcome
 
-            if paths := already_stored(self.output_uri, req_id):
-                self.log.info("Request %s of an earlier try was already stored at %s", req_id, paths)
-                return Stored(req_id, tuple(paths)), asset_id
+            event = gone_outcome(req_id, asset_id, self.output_uri)
+            if event.output_paths:
+                self.log.info(
+                    "Request %s of an earlier try was already stored at %s (%s)",
+                    req_id,
+                    list(event.output_paths),
+                    event.status.value,
+                )
+                return event, asset_id
             self.log.warning(
                 "Request %s of an earlier try is gone and its result was not stored; solving again", req_id
             )
@@ -215,11 +206,6 @@ class CuOptSolveOperator(BaseOperator):
             "Re-attaching to NVCF request %s (%s) started by an earlier try", req_id, invocation.status.value
         )
         return invocation, asset_id
-
-    def _event(self, answer: Invocation | Stored, asset_id: str | None) -> CuOptSolveEvent:
-        if isinstance(answer, Stored):
-            return CuOptSolveEvent(SolveEventStatus.SUCCEEDED, answer.req_id, asset_id, answer.paths)
-        return self.hook.outcome_event(answer, asset_id, self.output_uri)
 
     def _remember_asset(self, asset_id: str) -> None:
         self.asset_id = asset_id

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
-from airflow_provider.exceptions import ServiceHTTPError
-from airflow_provider.protocol.nextmv import INPUT_FORMATS, RunStatus, run_status, task_marker
+from airflow_provider.exceptions import InvalidInputError, ServiceHTTPError
+from airflow_provider.protocol import rules
+from airflow_provider.protocol.nextmv import RunStatus, check_input_format, run_status, task_marker
 from airflow_provider.utils import resume
-from airflow_provider.utils.polling import (
-    DEFAULT_MAX_POLL_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
-    validate_poll_settings,
-)
+from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
@@ -37,15 +34,6 @@ class NextmvRunLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return XCom.get_value(key="run_url", ti_key=ti_key) or ""
-
-
-def timeout_seconds(timeout: float | timedelta | None) -> float:
-    if timeout is None:
-        return DEFAULT_TIMEOUT.total_seconds()
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    if seconds <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    return seconds
 
 
 class NextmvRunOperator(BaseOperator):
@@ -121,13 +109,13 @@ class NextmvRunOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (input is None) == (input_uri is None):
-            raise ValueError("NextmvRunOperator needs exactly one of input= or input_uri=")
-        if input_format not in INPUT_FORMATS:
-            raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
+        rules.exactly_one(("input", input), ("input_uri", input_uri), "a dict, or a path or URI")
+        check_input_format(input_format)
         if output_uri and not wait_for_completion:
-            raise ValueError("output_uri needs wait_for_completion=True (or use NextmvRunSensor to fetch it)")
-        validate_poll_settings(poll_interval, max_poll_interval)
+            raise InvalidInputError(
+                "output_uri needs wait_for_completion=True (or use NextmvRunSensor to fetch it)"
+            )
+        poll_interval, max_poll_interval = rules.poll_settings(poll_interval, max_poll_interval)
         self.app_id = app_id
         self.instance_id = instance_id
         self.input = input
@@ -141,7 +129,7 @@ class NextmvRunOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
-        self.timeout = timeout_seconds(timeout)
+        self.timeout = rules.timeout_seconds(timeout, DEFAULT_TIMEOUT)
         self.output_uri = output_uri
         self.nextmv_conn_id = nextmv_conn_id
         self.run_id: str | None = None

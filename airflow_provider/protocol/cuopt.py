@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,12 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider.exceptions import CredentialsError, InvalidInputError, ProtocolError
+from airflow_provider.protocol.nvcf_tokens import DEFAULT_TOKEN_URL
 from airflow_provider.utils.http import TLSSettings
+from airflow_provider.utils.ids import safe_id
 
 DEFAULT_ENDPOINT = "https://api.nvcf.nvidia.com"
-#: SSA client-credentials token endpoint the thin client uses by default (deprecated by NVIDIA).
-DEFAULT_TOKEN_URL = "https://tbyyhdy8-opimayg5nq78mx1wblbi8enaifkmlqrm8m.ssa.nvidia.com/token"
-TOKEN_SCOPES = "invoke_function list_functions"
 
 #: JSON payloads above this many bytes are uploaded as an NVCF asset (cuOpt docs: "<= 250KB").
 MAX_INLINE_BYTES = 250_000
@@ -34,8 +34,8 @@ ASSET_DESCRIPTION = "Optimization-data"
 #: Server-side hold of invoke/status requests; the HTTP read timeout must exceed it.
 DEFAULT_POLL_SECONDS = 30
 MAX_POLL_SECONDS = 300
-#: Refresh a JWT this long before it expires (the thin client pads 120 s).
-TOKEN_REFRESH_LEAD = 120.0
+#: Why cuOpt tasks need an ``output_uri``.
+OUTPUT_URI_WHY = "NVCF hands a result out once, so it must be stored"
 #: Member names of a large-result zip, in order of preference.
 LARGE_RESULT_MEMBERS = ("large_result",)
 
@@ -124,77 +124,24 @@ FUNCTIONS_PATH = "v2/nvcf/functions"
 ASSETS_PATH = "v2/nvcf/assets"
 
 
+def _segment(value: str, what: str) -> str:
+    return quote(safe_id(value, what), safe="")
+
+
 def asset_path(asset_id: str) -> str:
-    return f"{ASSETS_PATH}/{quote(asset_id, safe='')}"
+    """One NVCF asset (its id validated like every id: no ``..``, ``/``, control characters)."""
+    return f"{ASSETS_PATH}/{_segment(asset_id, 'NVCF asset id')}"
 
 
 def exec_path(function_id: str, version_id: str | None = None) -> str:
-    path = f"v2/nvcf/exec/functions/{quote(function_id, safe='')}"
-    return f"{path}/versions/{quote(version_id, safe='')}" if version_id else path
+    """Where a function (version) is invoked."""
+    path = f"v2/nvcf/exec/functions/{_segment(function_id, 'NVCF function id')}"
+    return f"{path}/versions/{_segment(version_id, 'NVCF function version id')}" if version_id else path
 
 
 def status_path(req_id: str) -> str:
-    if not req_id or not str(req_id).strip():
-        raise InvalidInputError("request id is empty; pass the id returned by CuOptSolveOperator.")
-    return f"v2/nvcf/exec/status/{quote(str(req_id), safe='')}"
-
-
-# ---------------------------------------------------------------------------------------------- tokens
-def token_request_form() -> dict[str, str]:
-    return {"grant_type": "client_credentials", "scope": TOKEN_SCOPES}
-
-
-@dataclass(frozen=True)
-class Token:
-    """A bearer token and its absolute expiry (epoch seconds; ``inf`` for API keys)."""
-
-    value: str
-    expires_at: float
-
-    def fresh(self, now: float, lead: float = TOKEN_REFRESH_LEAD) -> bool:
-        """Valid for longer than the refresh lead (capped at half the token's life for short TTLs)."""
-        return self.expires_at - now > lead
-
-    @classmethod
-    def from_token_response(cls, payload: Any, now: float) -> Token:
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("access_token"), str):
-            raise ProtocolError(f"token endpoint returned no access_token: {str(payload)[:200]}")
-        try:
-            ttl = float(payload.get("expires_in", 0))
-        except (TypeError, ValueError):
-            raise ProtocolError(
-                f"token endpoint returned a bad expires_in: {payload.get('expires_in')!r}"
-            ) from None
-        return cls(payload["access_token"], now + ttl)
-
-
-def refresh_lead(ttl: float) -> float:
-    """How early to refresh a token of lifetime ``ttl``: 120 s, or a quarter of short lifetimes."""
-    return min(TOKEN_REFRESH_LEAD, max(ttl, 0.0) / 4)
-
-
-class TokenCache:
-    """In-memory JWT cache (never written to disk, unlike the thin client's token_cache.json).
-
-    Checked before *every* call: a token is replaced once it is within its refresh lead of expiry,
-    so a long poll never starts with a token about to lapse.
-    """
-
-    def __init__(self) -> None:
-        self._token: Token | None = None
-        self._lead = TOKEN_REFRESH_LEAD
-
-    def current(self, now: float) -> str | None:
-        if self._token is not None and self._token.fresh(now, self._lead):
-            return self._token.value
-        return None
-
-    def store(self, token: Token, now: float) -> None:
-        self._token = token
-        self._lead = refresh_lead(token.expires_at - now)
-
-    def invalidate(self) -> None:
-        self._token = None
+    """Where a pending request is long-polled."""
+    return f"v2/nvcf/exec/status/{_segment(req_id, 'NVCF request id')}"
 
 
 # ---------------------------------------------------------------------------------------------- functions
@@ -208,6 +155,15 @@ def parse_created_at(value: Any) -> float:
         return 0.0
 
 
+def _usable_function(entry: Any) -> bool:
+    """An ACTIVE function version whose fields have the types NVCF documents (others are ignored)."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str) or not entry["id"]:
+        return False
+    if any(not isinstance(entry.get(key, ""), str) for key in ("name", "versionId", "status", "createdAt")):
+        return False
+    return str(entry.get("status", "")).upper() == "ACTIVE"
+
+
 def select_function(
     functions: Sequence[Mapping[str, Any]],
     *,
@@ -217,7 +173,7 @@ def select_function(
 ) -> tuple[str, str]:
     """Pick (function id, version id) the way the thin client does: ACTIVE versions only, newest
     ``createdAt`` wins, an id beats a name, a pinned version must exist."""
-    active = [f for f in functions if str(f.get("status", "")).upper() == "ACTIVE" and f.get("id")]
+    active = [f for f in functions if _usable_function(f)]
     if function_id:
         candidates = [f for f in active if f["id"] == function_id]
         what = f"function id {function_id}"
@@ -245,27 +201,80 @@ def select_function(
 
 # ---------------------------------------------------------------------------------------------- invoke
 def clamp_poll_seconds(seconds: int) -> int:
+    """A long-poll window NVCF accepts (a window computed from a deadline is clamped, not refused)."""
     return max(1, min(int(seconds), MAX_POLL_SECONDS))
+
+
+def check_poll_seconds(seconds: Any) -> int:
+    """The one rule for a *task argument* ``poll_seconds``: 1 to ``MAX_POLL_SECONDS`` (else refused)."""
+    try:
+        value = int(seconds)
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= MAX_POLL_SECONDS or value != seconds:
+        raise InvalidInputError(
+            f"poll_seconds must be a whole number from 1 to {MAX_POLL_SECONDS}, got {seconds!r}"
+        )
+    return value
 
 
 def invoke_body(
     *,
-    data: Any = None,
+    data_json: bytes | None = None,
     asset_id: str | None = None,
     poll_seconds: int = DEFAULT_POLL_SECONDS,
     action: str | None = None,
-) -> dict[str, Any]:
-    """The exec envelope. With an asset, ``data`` is null and the asset holds the problem."""
+) -> bytes:
+    """The exec envelope, serialised once: the problem's compact JSON (``data_json``, what the 250,000-byte
+    rule measured) is spliced in verbatim. With an asset, ``data`` is null and the asset holds the problem."""
     header: dict[str, Any] = {"pollDurationSeconds": clamp_poll_seconds(poll_seconds)}
     if asset_id:
-        header["inputAssetReferences"] = [asset_id]
-    body: dict[str, Any] = {"data": None if asset_id else data, "client_version": "custom"}
+        header["inputAssetReferences"] = [safe_id(asset_id, "NVCF asset id")]
+    rest: dict[str, Any] = {"client_version": "custom"}
     if action:
-        body["action"] = action
-    return {"requestHeader": header, "requestBody": body}
+        rest["action"] = action
+    data = b"null" if asset_id or data_json is None else data_json
+    head = json.dumps({"requestHeader": header}, separators=(",", ":")).encode()
+    tail = json.dumps(rest, separators=(",", ":")).encode()
+    return head[:-1] + b',"requestBody":{"data":' + data + b"," + tail[1:] + b"}"
+
+
+def poll_window(poll_seconds: int, remaining: float) -> int:
+    """The long-poll window of the next status call: never past the wait's deadline, at least 1 s."""
+    return max(1, min(clamp_poll_seconds(poll_seconds), int(remaining) or 1))
+
+
+def asset_request_body() -> bytes:
+    """The POST ``/v2/nvcf/assets`` body."""
+    return json.dumps({"contentType": ASSET_CONTENT_TYPE, "description": ASSET_DESCRIPTION}).encode()
+
+
+def asset_upload_headers() -> dict[str, str]:
+    """The headers NVCF signs into an asset's presigned upload URL (they must be sent as signed)."""
+    return {"Content-Type": ASSET_CONTENT_TYPE, "x-amz-meta-nvcf-asset-description": ASSET_DESCRIPTION}
+
+
+def asset_from_answer(payload: Any) -> tuple[str, str]:
+    """(asset id, upload URL) of an asset-creation answer; the id validated before it names a path."""
+    payload = payload if isinstance(payload, Mapping) else {}
+    asset_id, upload_url = payload.get("assetId"), payload.get("uploadUrl")
+    if not isinstance(asset_id, str) or not isinstance(upload_url, str) or not upload_url:
+        raise ProtocolError(f"NVCF asset creation returned no assetId/uploadUrl: {str(list(payload))[:200]}")
+    return safe_id(asset_id, "NVCF assetId in the answer"), upload_url
+
+
+def ambiguous_invoke_message(function: tuple[str, str], exc: BaseException, asset_id: str | None) -> str:
+    """What to tell a user whose invocation failed in a way that leaves unknown whether NVCF took it."""
+    return (
+        f"Invoking NVCF function {function[0]} (version {function[1]}) failed ambiguously: {exc}. NVCF may "
+        "have accepted the request, and it offers no way to find it without its request id, so it was not "
+        "sent again (that could start a duplicate solve). Check the function's queue/usage on NVCF before "
+        f"re-running this task{'; input asset ' + asset_id if asset_id else ''}."
+    )
 
 
 def gone_message(req_id: str) -> str:
+    """Why NVCF answers 404 for a request it once accepted."""
     return (
         f"NVCF does not know request {req_id} (HTTP 404): its result was already handed out once "
         "(NVCF delivers a result only once) or the request expired."
@@ -279,17 +288,19 @@ def poll_headers(poll_seconds: int) -> dict[str, str]:
 
 
 def serialize_problem(problem: Any) -> bytes:
+    """A cuOpt problem as compact JSON (what is measured against the inline limit and sent)."""
     if not isinstance(problem, (dict, list)):
         raise InvalidInputError(
             f"a cuOpt problem is a JSON object (or a list for batch LP), got {type(problem).__name__}"
         )
     try:
-        return json.dumps(problem, separators=(",", ":")).encode("utf-8")
+        return json.dumps(problem, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"problem is not JSON-serializable: {exc}") from exc
 
 
 def needs_asset(size: int) -> bool:
+    """Whether a problem of ``size`` bytes goes as an asset (refused above NVCF's asset limit)."""
     if size > MAX_ASSET_BYTES:
         raise InvalidInputError(
             f"Problem is {size:,} bytes; NVCF assets hold at most {MAX_ASSET_BYTES:,} bytes."
@@ -323,30 +334,53 @@ def is_error_envelope(http_status: int, payload: Any) -> bool:
     )
 
 
+_ERROR_CODE = re.compile(r"[0-9]{1,6}")
+
+
+def error_code(value: Any) -> int | None:
+    """NVCF's ``errorCode`` as an int: ASCII digits only, at most six of them (else None)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 1_000_000 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and 0 <= value < 1_000_000 else None
+    if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
+        return int(value)
+    return None
+
+
 def interpret(http_status: int, payload: Any, *, req_id_header: str | None = None) -> Invocation:
     """Turn an exec/status answer (HTTP status + envelope) into an :class:`Invocation`."""
     if not isinstance(payload, Mapping):
         raise ProtocolError(f"NVCF returned a non-object body (HTTP {http_status}): {str(payload)[:300]}")
-    req_id = str(payload.get("reqId") or req_id_header or "")
+    raw_id = payload.get("reqId") or req_id_header or ""
+    if not raw_id:
+        raise ProtocolError(
+            f"NVCF answer has no reqId (HTTP {http_status}, status {payload.get('status')!r})"
+        )
+    req_id = safe_id(raw_id, "NVCF reqId in the answer")
     raw = payload.get("status")
     if http_status == 202 and raw is None:
         raw = InvocationStatus.PENDING_EVALUATION.value
     try:
-        status = InvocationStatus(raw)
+        status = InvocationStatus(raw) if isinstance(raw, str) else InvocationStatus(None)
     except ValueError:
-        raise ProtocolError(f"NVCF returned an unknown status {raw!r} (HTTP {http_status})") from None
-    if not req_id:
-        raise ProtocolError(f"NVCF answer has no reqId (HTTP {http_status}, status {raw})")
+        raise ProtocolError(
+            f"NVCF returned an unknown status {str(raw)[:80]!r} (HTTP {http_status})"
+        ) from None
     if status is InvocationStatus.FULFILLED:
-        if "response" not in payload and not payload.get("responseReference"):
+        reference = payload.get("responseReference") or None
+        if reference is not None and not isinstance(reference, str):
+            raise ProtocolError(f"NVCF request {req_id} has a responseReference that is not a URL")
+        if "response" not in payload and reference is None:
             raise ProtocolError(
                 f"NVCF request {req_id} is fulfilled but has neither response nor responseReference"
             )
-        return Invocation(status, req_id, payload.get("response"), payload.get("responseReference") or None)
+        return Invocation(status, req_id, payload.get("response"), reference)
     if status.is_pending:
         return Invocation(status, req_id)
-    code = payload.get("errorCode")
-    code = int(code) if isinstance(code, (int, float, str)) and str(code).isdigit() else None
+    code = error_code(payload.get("errorCode"))
     detail = payload.get("errorMessage") or payload.get("detail") or payload.get("error") or ""
     meaning = ERROR_CODES.get(code or -1, "")
     message = "; ".join(

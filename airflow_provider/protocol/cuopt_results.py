@@ -18,7 +18,7 @@ class ResultSummary:
     """What the provider needs to know about a cuOpt result, collected without keeping the result.
 
     Built from a parsed dict (:func:`summarize_result`) or from a streaming parse of a large result
-    file (``hooks/_cuopt_results.py``), so both paths share :func:`solver_outcome`.
+    file (``hooks/cuopt_results.py``), so both paths share :func:`solver_outcome`.
     """
 
     has_response: bool = False
@@ -30,6 +30,7 @@ class ResultSummary:
 
 
 def summarize_result(result: Any) -> ResultSummary:
+    """The summary of a parsed result dict."""
     summary = ResultSummary()
     if not isinstance(result, Mapping):
         return summary
@@ -71,3 +72,47 @@ def solver_outcome(summary: ResultSummary) -> tuple[bool, str]:
         else:
             return False, f"cuOpt answer has an unreadable solver status {status!r}"
     return True, ""
+
+
+class StreamingSummary:
+    """ijson event sink that keeps only the fields :class:`ResultSummary` needs (for results too
+    large to load: a large NVCF result, a stored file read back)."""
+
+    def __init__(self) -> None:
+        self.summary = ResultSummary()
+        self._answer: list[Any] | None = None
+
+    def send(self, event: tuple[str, str, Any]) -> None:
+        """Take one ijson ``(prefix, event, value)``."""
+        prefix, kind, value = event
+        s = self.summary
+        if prefix == "response" and kind == "start_map":
+            s.has_response = True
+        elif prefix == "response" and kind == "map_key" and value == "solver_infeasible_response":
+            s.infeasible = True
+        elif prefix in ("response.solver_response", "response.solver_response.item") and kind == "start_map":
+            self._answer = [None, False]
+        elif (
+            self._answer is not None
+            and kind == "map_key"
+            and prefix
+            in (
+                "response.solver_response",
+                "response.solver_response.item",
+            )
+            and value in ("solution", "vehicle_data", "num_vehicles")
+        ):
+            self._answer[1] = True
+        elif (
+            prefix in ("response.solver_response.status", "response.solver_response.item.status")
+            and self._answer
+        ):
+            self._answer[0] = int(value) if kind == "number" and float(value).is_integer() else value
+        elif prefix in ("response.solver_response", "response.solver_response.item") and kind == "end_map":
+            if self._answer is not None:
+                s.answers.append((self._answer[0], self._answer[1]))
+            self._answer = None
+        elif prefix == "notes.item" and kind == "string" and len(s.notes) < 20:
+            s.notes.append(value)
+        elif prefix == "error" and kind == "string":
+            s.error = value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -17,8 +18,14 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider.exceptions import InvalidInputError, MalformedResponseError, ProtocolError
-from airflow_provider.utils.http import TLSSettings
+from airflow_provider.exceptions import (
+    CredentialsError,
+    InvalidInputError,
+    MalformedResponseError,
+    ProtocolError,
+)
+from airflow_provider.utils.http import USER_AGENT, TLSSettings
+from airflow_provider.utils.ids import safe_id
 
 DEFAULT_ENDPOINT = "https://api.cloud.nextmv.io"
 DEFAULT_CONSOLE_URL = "https://cloud.nextmv.io"
@@ -27,8 +34,9 @@ DEFAULT_CONSOLE_URL = "https://cloud.nextmv.io"
 MAX_INLINE_BYTES = 5 * 1024 * 1024
 #: Largest upload through a presigned URL (Nextmv docs: 500 MB).
 MAX_UPLOAD_BYTES = 500_000_000
-#: Largest output download (Nextmv docs: 100 MB).
-MAX_DOWNLOAD_BYTES = 100_000_000
+#: Largest output download. Nextmv documents 100 MB; like its 5 MB inline limit (5 MiB in the SDK),
+#: "MB" may well mean MiB, so the bound is 100 MiB: a 4.9 % margin, never the old 2x (200 MB).
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 
 INPUT_FORMATS = ("json", "text", "multi-file", "csv-archive")
 ARCHIVE_FORMATS = frozenset({"multi-file", "csv-archive"})
@@ -66,8 +74,7 @@ class NextmvSettings:
     def from_connection(
         cls, host: str | None, password: str | None, extras: Mapping[str, Any]
     ) -> NextmvSettings:
-        from airflow_provider.exceptions import CredentialsError
-
+        """Resolve an Airflow connection (type ``nextmv``); a missing API key fails here, clearly."""
         api_key = (password or extras.get("api_key") or "").strip()
         if not api_key:
             raise CredentialsError(
@@ -82,12 +89,12 @@ class NextmvSettings:
         )
 
     def url(self, path: str) -> str:
+        """The absolute URL of an API path."""
         return f"{self.endpoint}/{path.lstrip('/')}"
 
     @property
     def headers(self) -> dict[str, str]:
-        from airflow_provider.utils.http import USER_AGENT
-
+        """The headers of every API call (the API key; JSON bodies both ways)."""
         return {
             "Authorization": f"Bearer {self.api_key}",
             "Content-Type": "application/json",
@@ -106,44 +113,49 @@ def normalize_endpoint(host: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- paths
 def app_path(app_id: str) -> str:
-    if not app_id or not str(app_id).strip():
-        raise InvalidInputError("app_id is empty; pass the Nextmv application id.")
-    return f"v1/applications/{quote(str(app_id), safe='')}"
+    """``v1/applications/{app_id}``; every id is validated (no ``..``, ``/``, control characters)."""
+    return f"v1/applications/{quote(safe_id(app_id, 'Nextmv app_id'), safe='')}"
 
 
 def runs_path(app_id: str) -> str:
+    """The app's runs collection."""
     return f"{app_path(app_id)}/runs"
 
 
 def upload_url_path(app_id: str) -> str:
+    """Where presigned upload URLs are requested."""
     return f"{runs_path(app_id)}/uploadurl"
 
 
 def run_path(app_id: str, run_id: str) -> str:
-    if not run_id or not str(run_id).strip():
-        raise InvalidInputError("run_id is empty; pass the id returned by NextmvRunOperator.")
-    return f"{runs_path(app_id)}/{quote(str(run_id), safe='')}"
+    """One run (``run_id`` validated like every id)."""
+    return f"{runs_path(app_id)}/{quote(safe_id(run_id, 'Nextmv run_id'), safe='')}"
 
 
 def run_metadata_path(app_id: str, run_id: str) -> str:
+    """A run's status and metadata."""
     return f"{run_path(app_id, run_id)}/metadata"
 
 
 def run_output_path(app_id: str, run_id: str) -> str:
+    """A run's output (inline, or ``?format=url`` for a presigned download)."""
     return f"{run_path(app_id, run_id)}/output"
 
 
 def run_cancel_path(app_id: str, run_id: str) -> str:
+    """PATCH here cancels a run."""
     return f"{run_path(app_id, run_id)}/cancel"
 
 
 def run_logs_path(app_id: str, run_id: str) -> str:
+    """A run's log (what the app wrote to stderr)."""
     return f"{run_path(app_id, run_id)}/logs"
 
 
 def console_run_url(console_url: str, app_id: str, run_id: str) -> str:
     """The run's page in the Nextmv console (what the SDK links to)."""
-    return f"{console_url.rstrip('/')}/app/{quote(app_id, safe='')}/run/{quote(run_id, safe='')}?view=details"
+    app, run = safe_id(app_id, "Nextmv app_id"), safe_id(run_id, "Nextmv run_id")
+    return f"{console_url.rstrip('/')}/app/{quote(app, safe='')}/run/{quote(run, safe='')}?view=details"
 
 
 # ---------------------------------------------------------------------------------------------- bodies
@@ -177,47 +189,77 @@ def default_configuration(input_format: str) -> dict[str, Any]:
     return {"format": {"input": {"type": input_format}, "output": {"type": output}}}
 
 
-def new_run_body(
+def run_body(
     *,
-    input: Any = None,
+    input_json: bytes | None = None,
     upload_id: str | None = None,
     name: str | None = None,
     description: str | None = None,
     options: Mapping[str, Any] | None = None,
     configuration: Mapping[str, Any] | None = None,
     input_format: str = "json",
-) -> dict[str, Any]:
-    """The POST ``/runs`` body: exactly one input source, optional keys only when set."""
-    body: dict[str, Any] = {"upload_id": upload_id} if upload_id else {"input": input}
+) -> bytes:
+    """The POST ``/runs`` body, serialised once as compact JSON: exactly one input source, optional
+    keys only when set.
+
+    ``input_json`` (the input already serialised by :func:`compact_json` / :func:`serialize_json`)
+    is spliced in verbatim, so the bytes the 5 MiB rule measured are the bytes on the wire (the SDK's
+    rule; re-encoding with requests' ``json=`` would add a space after every separator).
+    """
+    fields: dict[str, Any] = {}
     if name:
-        body["name"] = name
+        fields["name"] = name
     if description:
-        body["description"] = description
+        fields["description"] = description
     if opts := stringify_options(options):
-        body["options"] = opts
-    body["configuration"] = dict(configuration) if configuration else default_configuration(input_format)
-    return body
+        fields["options"] = opts
+    fields["configuration"] = dict(configuration) if configuration else default_configuration(input_format)
+    if upload_id:
+        return serialize_json({"upload_id": upload_id, **fields})
+    if input_json is None:
+        raise InvalidInputError("a run needs an input or an upload id")
+    rest = serialize_json(fields)  # b'{"configuration":...}', never empty: configuration is always set
+    return b'{"input":' + input_json + b"," + rest[1:]
 
 
 def serialize_json(value: Any) -> bytes:
     """Compact JSON exactly as the SDK sends it (``separators=(",", ":")``, ASCII-escaped)."""
     try:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"input is not JSON-serializable: {exc}") from exc
 
 
+def compact_json(data: bytes, what: str) -> bytes:
+    """A JSON document (a small input file) re-serialised compactly; invalid JSON is the task's error."""
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{what} is not valid JSON: {exc}. Fix the file, or set input_format='text'."
+        ) from exc
+    return serialize_json(value)
+
+
 class Transfer(str, Enum):
+    """How a run's input reaches Nextmv."""
+
     INLINE = "inline"
     UPLOAD = "upload"
 
 
-def choose_transfer(size: int, input_format: str = "json") -> Transfer:
-    """Inline up to 5 MiB of JSON; everything else through a presigned upload; refuse > 500 MB."""
+def check_input_format(input_format: str) -> str:
+    """The one rule for ``input_format`` (operator at construction, hook at use)."""
     if input_format not in INPUT_FORMATS:
         raise InvalidInputError(
             f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}"
         )
+    return input_format
+
+
+def choose_transfer(size: int, input_format: str = "json") -> Transfer:
+    """Inline up to 5 MiB of (compact) JSON; everything else through a presigned upload; refuse > 500 MB."""
+    check_input_format(input_format)
     if size > MAX_UPLOAD_BYTES:
         raise InvalidInputError(
             f"Input is {size:,} bytes; Nextmv accepts at most {MAX_UPLOAD_BYTES:,} bytes (500 MB) per run. "
@@ -230,6 +272,7 @@ def choose_transfer(size: int, input_format: str = "json") -> Transfer:
 
 # ---------------------------------------------------------------------------------------------- responses
 def parse_json_body(body: bytes | str, what: str) -> Any:
+    """JSON of an answer; a garbled one is :class:`MalformedResponseError` (retried for reads)."""
     try:
         return json.loads(body)
     except ValueError as exc:
@@ -237,10 +280,16 @@ def parse_json_body(body: bytes | str, what: str) -> Any:
 
 
 def require_str(payload: Any, key: str, what: str) -> str:
+    """A non-empty string field of an answer, or :class:`ProtocolError`."""
     value = payload.get(key) if isinstance(payload, dict) else None
     if not isinstance(value, str) or not value:
         raise ProtocolError(f"Nextmv response to {what} has no {key!r}: {str(payload)[:300]}")
     return value
+
+
+def require_id(payload: Any, key: str, what: str) -> str:
+    """An id field of an answer, validated before it names a path or a file (hostile ids refused)."""
+    return safe_id(require_str(payload, key, what), f"Nextmv {key} in the answer to {what}")
 
 
 def run_status(metadata_response: Mapping[str, Any]) -> RunStatus:
@@ -264,11 +313,12 @@ def run_status(metadata_response: Mapping[str, Any]) -> RunStatus:
 
 def run_error_message(metadata_response: Mapping[str, Any]) -> str:
     """The service's own words about why a run failed (``metadata.error`` + ``error_log``)."""
-    meta = metadata_response.get("metadata") or {}
+    meta = metadata_response.get("metadata") if isinstance(metadata_response, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
     parts = []
     if error := meta.get("error"):
         parts.append(str(error))
-    error_log = metadata_response.get("error_log") or {}
+    error_log = metadata_response.get("error_log") if isinstance(metadata_response, Mapping) else None
     if isinstance(error_log, Mapping):
         for key in ("error", "stderr"):
             text = error_log.get(key)
@@ -291,17 +341,36 @@ class OutputInfo:
 
     @property
     def is_archive(self) -> bool:
+        """Multi-file formats arrive as a tar.gz to unpack."""
         return self.format in ARCHIVE_FORMATS
 
 
 def output_info(metadata_response: Mapping[str, Any]) -> OutputInfo:
-    meta = metadata_response.get("metadata") or {}
-    fmt = ((meta.get("format") or {}).get("output") or {}).get("type") or "json"
+    """Format and size of a finished run's output from its metadata; malformed fields are a
+    :class:`ProtocolError` (never an AttributeError or OverflowError)."""
+    meta = metadata_response.get("metadata") if isinstance(metadata_response, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    fmt: Any = "json"
+    formats = meta.get("format")
+    if formats is not None:
+        output = formats.get("output") if isinstance(formats, Mapping) else None
+        fmt = output.get("type") if isinstance(output, Mapping) else None
+        if fmt is None:
+            fmt = "json"
+        if not isinstance(fmt, str) or not fmt:
+            raise ProtocolError(f"Nextmv run metadata has an unreadable output format: {str(formats)[:200]}")
+    raw_size = meta.get("output_size")
+    if raw_size in (None, ""):
+        return OutputInfo(format=fmt, size=0)
     try:
-        size = int(float(meta.get("output_size") or 0))
-    except (TypeError, ValueError):
-        size = 0
-    return OutputInfo(format=str(fmt), size=size)
+        size = float(raw_size)
+    except (TypeError, ValueError, OverflowError):
+        raise ProtocolError(
+            f"Nextmv run metadata has an unreadable output_size {str(raw_size)[:50]!r}"
+        ) from None
+    if not math.isfinite(size) or size < 0 or size != int(size):
+        raise ProtocolError(f"Nextmv run metadata has an impossible output_size {str(raw_size)[:50]!r}")
+    return OutputInfo(format=fmt, size=int(size))
 
 
 # ---------------------------------------------------------------------------------------------- markers
@@ -330,10 +399,16 @@ def marked_description(description: str | None, task: str, submission: str) -> s
 def runs_with_marker(
     runs: list[Mapping[str, Any]], *, task: str, submission: str | None = None
 ) -> list[dict]:
-    """Runs whose description carries the marker (optionally of one submission), newest first."""
+    """Runs whose description carries the marker (optionally of one submission), newest first.
+
+    A matching run must carry a usable ``id``: one that does not is a :class:`ProtocolError`, never
+    a reason to submit again (the run exists).
+    """
     found = []
     for run in runs:
+        if not isinstance(run, Mapping):
+            continue
         match = _MARKER.search(str(run.get("description") or ""))
         if match and match.group(1) == task and (submission is None or match.group(2) == submission):
-            found.append(dict(run))
+            found.append({**run, "id": require_id(run, "id", "list runs")})
     return sorted(found, key=lambda r: str(r.get("created_at") or ""), reverse=True)

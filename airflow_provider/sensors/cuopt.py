@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
+from airflow_provider.events.cuopt import CuOptSolveEvent
 from airflow_provider.exceptions import RequestGoneError
-from airflow_provider.protocol.cuopt import MAX_POLL_SECONDS
+from airflow_provider.protocol import rules
+from airflow_provider.protocol.cuopt import OUTPUT_URI_WHY, check_poll_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -56,14 +57,11 @@ class CuOptSolveSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not output_uri:
-            raise ValueError("output_uri is required: NVCF hands a result out once, so it must be stored")
-        if not 1 <= int(poll_seconds) <= MAX_POLL_SECONDS:
-            raise ValueError(f"poll_seconds must be between 1 and {MAX_POLL_SECONDS}, got {poll_seconds!r}")
+        rules.required("output_uri", output_uri, OUTPUT_URI_WHY)
         self.req_id = req_id
         self.output_uri = output_uri
         self.asset_id = asset_id
-        self.poll_seconds = int(poll_seconds)
+        self.poll_seconds = check_poll_seconds(poll_seconds)
         self.deferrable = deferrable
         self.cuopt_conn_id = cuopt_conn_id
 
@@ -96,13 +94,13 @@ class CuOptSolveSensor(BaseSensorOperator):
         try:
             invocation = self.hook.poll(self.req_id, self.poll_seconds)
         except RequestGoneError:
-            from airflow_provider.hooks._cuopt_results import already_stored
+            from airflow_provider.hooks.cuopt_results import gone_outcome
 
-            paths = already_stored(self.output_uri, self.req_id)
-            if not paths:
-                raise
-            self.log.info("NVCF request %s was already received and stored at %s", self.req_id, paths)
-            event = CuOptSolveEvent(SolveEventStatus.SUCCEEDED, self.req_id, asset_id, tuple(paths))
+            event = gone_outcome(self.req_id, asset_id, self.output_uri)
+            if event.output_paths:
+                self.log.info(
+                    "NVCF request %s was already received and stored at %s", self.req_id, event.output_paths
+                )
             return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
         if invocation.pending:
             self.log.info("NVCF request %s is %s", self.req_id, invocation.status.value)

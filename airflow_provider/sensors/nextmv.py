@@ -16,11 +16,8 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
-from airflow_provider.utils.polling import (
-    DEFAULT_MAX_POLL_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
-    validate_poll_settings,
-)
+from airflow_provider.protocol import rules
+from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -63,7 +60,7 @@ class NextmvRunSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        validate_poll_settings(float(self.poke_interval), max(max_poll_interval, float(self.poke_interval)))
+        rules.poll_settings(float(self.poke_interval), max(max_poll_interval, float(self.poke_interval)))
         self.app_id = app_id
         self.run_id = run_id
         self.output_uri = output_uri

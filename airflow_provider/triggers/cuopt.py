@@ -1,30 +1,28 @@
-"""Deferrable wait for an NVCF cuOpt request, long-polled from the triggerer.
+"""Deferrable wait for a cuOpt request on NVCF, long-polled from the triggerer.
 
 NVCF hands a finished result out exactly once, so the poll that receives it persists it to
-``output_uri`` (in a worker thread: no blocking I/O on the event loop) *before* emitting the event;
-the event then carries only paths. The input asset is deleted once the request has ended.
-Kwargs are primitives, the deadline is absolute, exactly one event is emitted.
+``output_uri`` *before* emitting the event, with the same code the worker runs
+(``hooks/cuopt_results.store_result``, in a worker thread: no blocking I/O on the event loop, and a
+damaged large-result zip is downloaded again here too). The event carries only paths. The input
+asset is deleted once the request has ended. Serialisation, the absolute deadline, the one event and
+the error event come from :class:`~airflow_provider.triggers.base.ProviderTrigger`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, event_for, timeout_event
 from airflow_provider.exceptions import RequestGoneError
-from airflow_provider.hooks._cuopt_results import already_stored
 from airflow_provider.hooks.cuopt_async import CuOptAsyncHook
-from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, InvocationStatus
-from airflow_provider.utils.redact import redact_text
-from airflow_provider.utils.triggerer_gc import freeze_startup_objects_once
+from airflow_provider.hooks.cuopt_results import gone_outcome, store_result
+from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, InvocationStatus, poll_window
+from airflow_provider.triggers.base import ProviderTrigger
+from airflow_provider.utils.polling import early_answer_pause
 
 
-class CuOptSolveTrigger(BaseTrigger):
+class CuOptSolveTrigger(ProviderTrigger):
     """Long-poll ``/v2/nvcf/exec/status/{req_id}`` until the request ends or ``end_time`` passes.
 
     :param req_id: NVCF request id.
@@ -34,6 +32,8 @@ class CuOptSolveTrigger(BaseTrigger):
     :param poll_seconds: NVCF long-poll window per status call.
     :param cuopt_conn_id: Airflow connection id.
     """
+
+    serialized_fields = ("req_id", "output_uri", "end_time", "asset_id", "poll_seconds", "cuopt_conn_id")
 
     def __init__(
         self,
@@ -53,85 +53,68 @@ class CuOptSolveTrigger(BaseTrigger):
         self.poll_seconds = int(poll_seconds)
         self.cuopt_conn_id = str(cuopt_conn_id)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "req_id": self.req_id,
-                "output_uri": self.output_uri,
-                "end_time": self.end_time,
-                "asset_id": self.asset_id,
-                "poll_seconds": self.poll_seconds,
-                "cuopt_conn_id": self.cuopt_conn_id,
-            },
-        )
-
     def _hook(self) -> CuOptAsyncHook:
         return CuOptAsyncHook(self.cuopt_conn_id)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        freeze_startup_objects_once()
-        async with self._hook() as hook:
-            event = await self._wait(hook)
-            if event.asset_id:  # every outcome, timeouts included: the task fails or ends here
-                event = await self._delete_asset(hook, event)
-        self.log.info(
-            "NVCF request %s (asset %s): %s %s",
-            self.req_id,
-            self.asset_id,
-            event.status.value,
-            event.message[:500],
-        )
-        yield TriggerEvent(event.to_payload())
+    def describe(self) -> str:
+        return f"NVCF request {self.req_id} (asset {self.asset_id})"
 
-    async def _wait(self, hook: CuOptAsyncHook) -> CuOptSolveEvent:
-        try:
+    async def wait(self) -> CuOptSolveEvent:
+        """The same decisions, in the same order, as ``CuOptHook.wait_for_result``."""
+        early = 0
+        async with self._hook() as hook:
             while True:
-                remaining = self.end_time - time.time()
-                if remaining <= 0:
-                    return timeout_event(self.req_id, self.asset_id)
-                window = max(1, min(self.poll_seconds, int(remaining) or 1))
+                if self.remaining() <= 0:
+                    return self.timeout_event()
+                window = poll_window(self.poll_seconds, self.remaining())
+                started = time.monotonic()
                 try:
-                    invocation = await hook.poll(self.req_id, window)
-                except RequestGoneError as exc:
-                    paths = await asyncio.to_thread(already_stored, self.output_uri, self.req_id)
-                    if paths:  # the submitting task received and stored it already
-                        return CuOptSolveEvent(
-                            SolveEventStatus.SUCCEEDED, self.req_id, self.asset_id, tuple(paths)
-                        )
-                    return CuOptSolveEvent(SolveEventStatus.FAILED, self.req_id, self.asset_id, (), str(exc))
+                    invocation = await hook.poll(self.req_id, window, deadline=self.end_time)
+                except RequestGoneError:
+                    return await asyncio.to_thread(gone_outcome, self.req_id, self.asset_id, self.output_uri)
                 if invocation.pending:
                     self.log.debug("NVCF request %s still %s", self.req_id, invocation.status.value)
+                    pause = early_answer_pause(time.monotonic() - started, window, early)
+                    early = early + 1 if pause else 0
+                    await asyncio.sleep(min(pause, max(0.0, self.remaining())))
                     continue
                 stored = None
                 if invocation.status is InvocationStatus.FULFILLED:
-                    stored = await hook.store_result(invocation, self.output_uri)
-                    self.log.info(
-                        "Stored the result of NVCF request %s at %s", self.req_id, ", ".join(stored.paths)
+                    settings = await hook.settings()
+                    stored = await asyncio.to_thread(
+                        store_result,
+                        settings.tls,
+                        hook.timeouts,
+                        hook.retry_policy,
+                        self.log,
+                        invocation,
+                        self.output_uri,
+                        self.end_time + self.deadline_slack,
                     )
                 return event_for(invocation, self.asset_id, stored)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # one event, always: the task turns it into a clear error
-            message = redact_text(f"{type(exc).__name__}: {exc}")
-            return CuOptSolveEvent(SolveEventStatus.ERROR, self.req_id, self.asset_id, (), message)
 
-    async def _delete_asset(self, hook: CuOptAsyncHook, event: CuOptSolveEvent) -> CuOptSolveEvent:
+    def timeout_event(self) -> CuOptSolveEvent:
+        return timeout_event(self.req_id, self.asset_id)
+
+    def error_event(self, message: str) -> CuOptSolveEvent:
+        return CuOptSolveEvent(SolveEventStatus.ERROR, self.req_id, self.asset_id, (), message)
+
+    async def settle(self, outcome: CuOptSolveEvent) -> CuOptSolveEvent:  # type: ignore[override]
+        """Delete the input asset on every outcome, timeouts included: the task fails or ends next."""
+        if not outcome.asset_id:
+            return outcome
         try:
-            await hook.delete_asset(str(event.asset_id))
+            async with self._hook() as hook:
+                await hook.delete_asset(str(outcome.asset_id))
         except Exception as exc:  # the worker retries the deletion in execute_complete
-            self.log.warning("Could not delete NVCF asset %s: %s", event.asset_id, exc)
-            return event
-        self.log.info("Deleted NVCF asset %s", event.asset_id)
-        return event.with_asset_deleted()
+            self.log.warning("Could not delete NVCF asset %s: %s", outcome.asset_id, exc)
+            return outcome
+        self.log.info("Deleted NVCF asset %s", outcome.asset_id)
+        return outcome.with_asset_deleted()
 
-    async def on_kill(self) -> None:
-        """Airflow 3.3+: the task was killed by a user. NVCF cannot cancel exec requests; drop the asset."""
-        if not self.asset_id:
-            return
-        try:
+    async def cancel_remote(self) -> None:
+        """NVCF cannot cancel an exec request; at least drop the input asset (Airflow 3.3+ ``on_kill``)."""
+        if self.asset_id:
             async with self._hook() as hook:
                 await hook.delete_asset(self.asset_id)
             self.log.info("Deleted NVCF asset %s after the task was killed", self.asset_id)
-        except Exception as exc:
-            self.log.warning("Could not delete NVCF asset %s: %s", self.asset_id, exc)

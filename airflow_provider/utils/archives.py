@@ -3,17 +3,21 @@
 A solver's multi-file output arrives as tar.gz (Nextmv) and large cuOpt results as a zip (NVCF).
 Both come from outside, so every member name is checked (no absolute paths, no ``..``, no links,
 no devices) and sizes are bounded *while* decompressing, which defeats zip/tar bombs whatever the
-headers claim. Members are streamed straight to the destination URI, never held in memory.
+headers claim. Members are streamed (never held in memory) into a staging folder first, and reach
+the destination only once the whole archive passed.
 """
 
 from __future__ import annotations
 
 import posixpath
 import tarfile
+import tempfile
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
-from airflow_provider.exceptions import UnsafeArchiveError
+from airflow_provider.exceptions import MalformedResponseError, UnsafeArchiveError
 from airflow_provider.utils import uris
 
 DEFAULT_MAX_TOTAL_BYTES = 2 * 1024**3
@@ -53,15 +57,63 @@ class _Budget:
         self.total += n
         if self.total > self.max_total_bytes:
             raise UnsafeArchiveError(
-                f"archive expands to more than {self.max_total_bytes} bytes; refusing to extract (zip bomb?)"
+                f"more than {self.max_total_bytes:,} bytes came out; stopped there (zip bomb or endless body?)"
             )
 
 
-def _copy_bounded(src: BinaryIO, dest_uri: str, budget: _Budget) -> None:
+def read_chunks(fileobj: BinaryIO, chunk_size: int = uris.CHUNK_SIZE) -> Iterator[bytes]:
+    """A readable file object as an iterator of chunks (the shape :func:`copy_bounded` takes)."""
+    while chunk := fileobj.read(chunk_size):
+        yield chunk
+
+
+def copy_bounded(
+    chunks: Iterable[bytes],
+    dest_uri: str,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    expected_bytes: int | None = None,
+    on_chunk: Callable[[bytes], None] | None = None,
+    on_end: Callable[[], None] | None = None,
+    budget: _Budget | None = None,
+) -> int:
+    """The one bounded copy: ``chunks`` to ``dest_uri`` atomically, failing once more than
+    ``max_total_bytes`` came out (the object never appears then). Returns the bytes written.
+
+    With ``expected_bytes``, a copy of any other length is refused *before* the object appears: a
+    body cut short in transit never passes for a complete one. ``on_chunk`` sees every chunk before
+    it is written (a streaming parser, a checksum) and ``on_end`` runs after the last one, still
+    before the object appears (raise there to refuse it); ``budget`` is shared across archive members.
+    """
+    budget = budget or _Budget(max_total_bytes, 1)
+    written = 0
     with uris.atomic_output(dest_uri) as out:
-        while chunk := src.read(uris.CHUNK_SIZE):
+        for chunk in chunks:
             budget.add(len(chunk))
+            written += len(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
             out.write(chunk)
+        if expected_bytes is not None and written != expected_bytes:
+            raise MalformedResponseError(
+                f"download of {uris.describe(dest_uri)} ended after {written:,} of {expected_bytes:,} bytes"
+            )
+        if on_end is not None:
+            on_end()
+    return written
+
+
+def copy_bounded_stream(
+    src: BinaryIO,
+    dest_uri: str,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    expected_bytes: int | None = None,
+) -> int:
+    """:func:`copy_bounded` from a readable file object."""
+    return copy_bounded(
+        read_chunks(src), dest_uri, max_total_bytes=max_total_bytes, expected_bytes=expected_bytes
+    )
 
 
 def extract_tar_stream(
@@ -73,29 +125,38 @@ def extract_tar_stream(
 ) -> list[str]:
     """Unpack a (gzipped) tar read sequentially from ``fileobj`` into the folder URI ``dest_folder``.
 
-    Only regular files and directories are accepted. Returns the written file URIs in archive order.
+    Only regular files and directories are accepted. Members are first unpacked into a private
+    staging folder and moved into ``dest_folder`` only once the *whole* archive passed every check,
+    so a refused archive (a ``../`` member after good ones, too many members, a bomb) leaves nothing
+    behind. Returns the written file URIs in archive order.
     """
     budget = _Budget(max_total_bytes, max_members)
-    written: list[str] = []
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as archive:
-            for member in archive:
-                budget.member(member.name)
-                name = safe_member_name(member.name)
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise UnsafeArchiveError(
-                        f"archive member {member.name!r} is a link or special file; refusing to extract"
-                    )
-                src = archive.extractfile(member)
-                if src is None:  # pragma: no cover - isfile() members always have data
-                    continue
-                dest = uris.join(dest_folder, name)
-                _copy_bounded(src, dest, budget)
-                written.append(uris.normalized(dest))
-    except tarfile.TarError as exc:
-        raise UnsafeArchiveError(f"the output archive is not a valid tar.gz: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="archive-staging-") as staging:
+        names: list[str] = []
+        try:
+            with tarfile.open(fileobj=fileobj, mode="r|*") as archive:
+                for member in archive:
+                    budget.member(member.name)
+                    name = safe_member_name(member.name)
+                    if member.isdir():
+                        continue
+                    if not member.isfile():
+                        raise UnsafeArchiveError(
+                            f"archive member {member.name!r} is a link or special file; refusing to extract"
+                        )
+                    src = archive.extractfile(member)
+                    if src is None:  # pragma: no cover - isfile() members always have data
+                        continue
+                    copy_bounded(read_chunks(src), uris.join(staging, name), budget=budget)
+                    names.append(name)
+        except tarfile.TarError as exc:
+            raise UnsafeArchiveError(f"the output archive is not a valid tar.gz: {exc}") from exc
+        written = []
+        for name in dict.fromkeys(names):  # every check passed: move the members into place
+            dest = uris.join(dest_folder, name)
+            with open(Path(staging) / name, "rb") as staged:
+                copy_bounded(read_chunks(staged), dest, max_total_bytes=max_total_bytes)
+            written.append(uris.normalized(dest))
     return written
 
 
@@ -134,29 +195,3 @@ def open_zip_member(
         f"result zip has no member named {' or '.join(preferred)} and {len(by_name)} candidates: "
         f"{sorted(by_name)[:10]}"
     )
-
-
-def copy_bounded_stream(
-    src: BinaryIO,
-    dest_uri: str,
-    *,
-    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
-    expected_bytes: int | None = None,
-) -> int:
-    """Copy ``src`` to ``dest_uri`` atomically, failing once more than ``max_total_bytes`` came out.
-
-    With ``expected_bytes``, a copy of any other length is refused *before* the object appears: a
-    body cut short in transit never passes for a complete one.
-    """
-    budget = _Budget(max_total_bytes, 1)
-    with uris.atomic_output(dest_uri) as out:
-        while chunk := src.read(uris.CHUNK_SIZE):
-            budget.add(len(chunk))
-            out.write(chunk)
-        if expected_bytes is not None and budget.total != expected_bytes:
-            from airflow_provider.exceptions import MalformedResponseError
-
-            raise MalformedResponseError(
-                f"download of {uris.describe(dest_uri)} ended after {budget.total:,} of {expected_bytes:,} bytes"
-            )
-    return budget.total

@@ -1,85 +1,143 @@
-"""The aiohttp side of the hooks' HTTP plumbing, shared by the Nextmv and cuOpt async hooks.
+"""The aiohttp side of the hooks' HTTP plumbing, for the triggerer: the twin of ``utils/sync_http.py``.
 
-Same retry policy and the same error types as the sync side (``utils/sync_http.py``), so a
-trigger and a worker report the same failure the same way.
+Same retry policy, same body caps, same error mapping (``utils/http.py``) and the same total time
+bound per call (``aiohttp.ClientTimeout(total=…)`` covers connect, headers and body), so a trigger
+and a worker report the same failure the same way. :class:`AsyncApi` is the one request loop of the
+async hooks.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl as _ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from airflow_provider.exceptions import ServiceHTTPError, ServiceUnavailableError
-from airflow_provider.utils.http import Answer, error_detail, parse_json_answer, parse_retry_after
-from airflow_provider.utils.redact import redact_text
+from airflow_provider.exceptions import CallTimeoutError
+from airflow_provider.utils import http
+from airflow_provider.utils.http import (
+    MAX_API_BODY_BYTES,
+    Answer,
+    Timeouts,
+    answer_or_raise,
+    body_cap,
+    check_declared_length,
+    too_large,
+)
 from airflow_provider.utils.retry import RetryPolicy, async_retrying
 
+_READ_CHUNK = 64 * 1024
 
-async def request_json(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    *,
-    service: str,
-    target: str,
-    what: str,
-    policy: RetryPolicy,
-    logger: logging.Logger | Any,
-    idempotent: bool = True,
-    headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
-    static_headers: Mapping[str, str] | None = None,
-    on_unauthorized: Callable[[], Awaitable[bool]] | None = None,
-    accept: Callable[[int, Any], bool] | None = None,
-    json_body: Any = None,
-    form: Mapping[str, str] | None = None,
-    timeout: aiohttp.ClientTimeout | None = None,
-) -> Answer:
-    """One call under the shared retry policy; JSON body parsed (empty body → ``{}``).
 
-    :param headers: awaited before every attempt (fresh tokens).
-    :param static_headers: sent with every attempt.
-    :param on_unauthorized: on a 401, awaited once; True means "credentials renewed, try again".
-    :param accept: lets an error status with a meaningful body through (NVCF error envelopes).
+async def read_bounded(response: aiohttp.ClientResponse, cap: int, service: str, what: str) -> bytes:
+    """The body of ``response``, refusing past ``cap`` bytes without reading on."""
+    check_declared_length(response.headers, cap, service, what)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        body += chunk
+        if len(body) > cap:
+            raise too_large(service, what, cap)
+    return bytes(body)
+
+
+def transport_error(service: str, what: str, exc: BaseException) -> Exception:
+    """aiohttp's transport failures as the provider reports them (:func:`http.transport_error`);
+    asyncio's bare ``TimeoutError`` is the call's total bound running out."""
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+        return CallTimeoutError(f"{service} {what}: no complete answer within the call's time bound")
+    return http.transport_error(service, what, exc)
+
+
+@dataclass
+class AsyncApi:
+    """One service's API over a shared ``aiohttp.ClientSession``: the async hooks' request loop.
+
+    :param auth: awaited before every attempt for extra headers (fresh tokens).
+    :param on_unauthorized: after a 401, awaited once; True means "credentials renewed, try again".
     """
 
-    async def attempt() -> Answer:
-        renewed = False
-        while True:
-            extra = {**(static_headers or {}), **(await headers() if headers else {})}
-            async with session.request(
-                method, url, headers=extra, json=json_body, data=form, timeout=timeout
-            ) as response:
-                body = await response.read()
-                status, resp_headers = response.status, dict(response.headers)
-            if status == 401 and on_unauthorized is not None and not renewed and await on_unauthorized():
-                renewed = True
-                continue
-            payload = parse_json_answer(body, service, what) if status < 400 or accept else None
-            if status >= 400 and not (accept and accept(status, payload)):
-                raise ServiceHTTPError(
-                    service,
-                    method,
-                    target,
-                    status,
-                    error_detail(body),
-                    retry_after=parse_retry_after(resp_headers.get("Retry-After")),
-                )
-            return Answer(status, resp_headers, payload)
+    service: str
+    policy: RetryPolicy
+    timeouts: Timeouts
+    logger: logging.Logger | Any
+    auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None
+    on_unauthorized: Callable[[], Awaitable[bool]] | None = None
 
-    try:
-        async for retry in async_retrying(
-            policy, idempotent=idempotent, logger=logger, what=f"{service} {what}"
-        ):
-            with retry:
-                return await attempt()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ServiceUnavailableError(
-            f"{service} {what} failed: {type(exc).__name__}: {redact_text(str(exc), 500)}"
-        ) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    async def call(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        *,
+        target: str,
+        what: str,
+        idempotent: bool = True,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | Mapping[str, str] | None = None,
+        accept: Callable[[int, Any], bool] | None = None,
+        cap: int = MAX_API_BODY_BYTES,
+        read_timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> Answer:
+        """One call under the shared retry policy; body capped, parsed as JSON (empty body → ``{}``).
+
+        Each attempt is bounded by ``timeouts.total`` (longer for long polls: ``read_timeout``) and by
+        ``deadline`` (epoch seconds), which also ends the retries.
+        """
+
+        async def attempt() -> Answer:
+            renewed = False
+            while True:
+                sent = {**(await self.auth() if self.auth else {}), **(headers or {})}
+                total = self.timeouts.for_call(read_timeout)
+                if deadline is not None:
+                    total = min(total, max(1.0, deadline - time.time()))
+                timeout = aiohttp.ClientTimeout(
+                    total=total,
+                    sock_connect=self.timeouts.connect,
+                    sock_read=read_timeout or self.timeouts.read,
+                )
+                async with session.request(method, url, headers=sent, data=data, timeout=timeout) as response:
+                    status = response.status
+                    if (
+                        status == 401
+                        and self.on_unauthorized
+                        and not renewed
+                        and await self.on_unauthorized()
+                    ):
+                        renewed = True
+                        continue
+                    limit = body_cap(status, error_envelopes=accept is not None, cap=cap)
+                    body = await read_bounded(response, limit, self.service, what)
+                    resp_headers = response.headers
+                return answer_or_raise(
+                    status,
+                    resp_headers,
+                    body,
+                    service=self.service,
+                    method=method,
+                    target=target,
+                    what=what,
+                    accept=accept,
+                )
+
+        try:
+            async for retry in async_retrying(
+                self.policy,
+                idempotent=idempotent,
+                logger=self.logger,
+                what=f"{self.service} {what}",
+                deadline=deadline,
+            ):
+                with retry:
+                    return await attempt()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise transport_error(self.service, what, exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def ssl_option(verify: bool, ca_bundle: str | None) -> Any:
@@ -87,7 +145,5 @@ def ssl_option(verify: bool, ca_bundle: str | None) -> Any:
     if not verify:
         return False
     if ca_bundle:
-        import ssl
-
-        return ssl.create_default_context(cafile=ca_bundle)
+        return _ssl.create_default_context(cafile=ca_bundle)
     return True

@@ -38,11 +38,20 @@ def poll_delay(
     return max(0.0, base * spread)
 
 
-def validate_poll_settings(poll_interval: float, max_poll_interval: float) -> None:
-    """Fail at DAG-parse time, not mid-run, on nonsensical intervals."""
-    if poll_interval <= 0:
-        raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
-    if max_poll_interval < poll_interval:
-        raise ValueError(
-            f"max_poll_interval ({max_poll_interval!r}) must be >= poll_interval ({poll_interval!r})"
-        )
+#: The closest two polls of one request ever come, whatever the service answers (seconds).
+MIN_POLL_SPACING = 1.0
+
+
+def early_answer_pause(elapsed: float, window: float, early: int) -> float:
+    """Seconds to wait before the next long poll after a *pending* answer that took ``elapsed`` s.
+
+    A long poll that held (about) its ``window`` is followed at once. One that came back early (a
+    gateway that does not hold the call, a 202 answered at once) is followed after the rest of the
+    window, but no later than a backoff of :data:`MIN_POLL_SPACING` growing ×1.5 per early answer in a
+    row (``early``, from 0), so a misbehaving service is polled about once a second at first and
+    never in a tight loop.
+    """
+    if elapsed >= window - 0.5:
+        return 0.0
+    backoff = poll_delay(early, MIN_POLL_SPACING, max(window, MIN_POLL_SPACING))
+    return max(0.0, min(window - elapsed, backoff))

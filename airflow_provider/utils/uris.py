@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO, BinaryIO
 from urllib.parse import urlsplit
 
-from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.exceptions import InvalidInputError, UnsafeIdentifierError
+from airflow_provider.utils.ids import safe_id
 from airflow_provider.utils.redact import redact_url
 
 CHUNK_SIZE = 1024 * 1024
@@ -49,16 +50,37 @@ def describe(uri: str) -> str:
 
 
 def join(base: str, *names: str) -> str:
-    """Append path components to a URI or path, with exactly one "/" between them."""
+    """Append relative path components to a folder URI or path, with exactly one "/" between them.
+
+    Every component stays inside ``base``: names that are absolute, contain ``..`` or ``.``
+    segments, backslashes or control characters are refused (:class:`UnsafeIdentifierError`), so
+    no name a service sent (an id, an archive member) can place a file elsewhere.
+    """
     out = base
     for name in names:
-        out = out.rstrip("/") + "/" + name.lstrip("/")
+        segments = str(name).split("/")
+        if not segments or not all(segments):
+            raise UnsafeIdentifierError(f"path component {str(name)[:80]!r} is empty or absolute")
+        for segment in segments:
+            safe_id(segment, "path component")
+        out = out.rstrip("/") + "/" + "/".join(segments)
     return out
 
 
 def is_folder_uri(uri: str) -> bool:
     """A trailing slash marks a folder, as in ``s3://bucket/solutions/``; local dirs count too."""
     return uri.endswith("/") or (is_local(uri) and local_path(uri).is_dir())
+
+
+def output_target(output_uri: str, result_id: str, suffix: str = ".json") -> str:
+    """Where a run's/request's result goes: ``output_uri`` itself, or ``<id><suffix>`` inside a folder URI.
+
+    The one folder-naming rule of every writer; the id is validated first, so a service-chosen id can
+    never name a file outside the folder.
+    """
+    if not is_folder_uri(output_uri):
+        return output_uri
+    return join(output_uri, safe_id(result_id, "result id") + suffix)
 
 
 def _smart_open(uri: str, mode: str) -> IO[bytes]:
@@ -79,6 +101,8 @@ class InputSource:
     uri: str
     fileobj: BinaryIO
     size: int
+    #: The bytes are compact JSON already (a dict the provider serialised itself).
+    compact_json: bool = False
 
     def rewind(self) -> None:
         """Back to the first byte, to restart a transfer (every source here is seekable)."""

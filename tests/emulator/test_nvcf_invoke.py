@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import requests
 
-from airflow_provider.hooks._cuopt_results import store_zip_result
+from airflow_provider.hooks.cuopt_results import store_zip_result
 from airflow_provider.protocol import cuopt as proto
 from airflow_provider.protocol.cuopt_results import solver_outcome, summarize_result
 from optimization_emulator import cuopt
@@ -42,8 +42,15 @@ def test_inline_lp_is_fulfilled_within_the_window(nvcf: NvcfClient) -> None:
 
 def test_provider_envelope_with_routing(nvcf: NvcfClient, emulator) -> None:
     before = emulator.stats()["nvcf"]["invocations_by_function"].get(nvcf.function_id(), 0)
-    body = proto.invoke_body(data=TINY_ROUTING, poll_seconds=20, action="cuOpt_OptimizedRouting")
-    answer = nvcf.request("POST", "/" + proto.exec_path(nvcf.function_id()), json=body)
+    body = proto.invoke_body(
+        data_json=proto.serialize_problem(TINY_ROUTING), poll_seconds=20, action="cuOpt_OptimizedRouting"
+    )
+    answer = nvcf.request(
+        "POST",
+        "/" + proto.exec_path(nvcf.function_id()),
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.status_code == 200, answer.text
     check_routing(TINY_ROUTING, answer.json()["response"]["response"])
     assert emulator.stats()["nvcf"]["invocations_by_function"][nvcf.function_id()] == before + 1

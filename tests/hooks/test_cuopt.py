@@ -15,8 +15,8 @@ from airflow_provider.exceptions import (
     RunFailedError,
     ServiceHTTPError,
 )
-from airflow_provider.hooks._cuopt_payload import prepare_problem
 from airflow_provider.hooks.cuopt import CuOptHook
+from airflow_provider.hooks.cuopt_problems import prepare_problem
 from airflow_provider.protocol.cuopt import InvocationStatus
 from optimization_emulator.cuopt.generate import lp_problem, routing_problem
 
@@ -227,3 +227,27 @@ def test_wrong_client_secret(emulator, monkeypatch, client_conn_json):
 def test_test_connection(hook):
     ok, message = hook.test_connection()
     assert ok and "function version" in message
+
+
+def test_compact_problem_under_250_kb_is_sent_inline_byte_for_byte(hook, emulator, tmp_path):
+    """The 250,000-byte inline rule measures compact JSON; the invocation carries exactly those bytes."""
+    n = 11_500
+    problem = {
+        "csr_constraint_matrix": {"offsets": [0, n], "indices": list(range(n)), "values": [1.0] * n},
+        "constraint_bounds": {"upper_bounds": [float(n)], "lower_bounds": [1.0]},
+        "objective_data": {"coefficients": [float(i % 7 + 1) for i in range(n)]},
+        "variable_bounds": {"upper_bounds": [1.0] * n, "lower_bounds": [0.0] * n},
+        "maximize": False,
+    }
+    compact = len(json.dumps(problem, separators=(",", ":")))
+    assert 200_000 < compact <= 250_000 < len(json.dumps(problem))
+    event = solve(hook, str(tmp_path) + "/", problem=problem)
+    assert event.status is SolveEventStatus.SUCCEEDED and event.asset_id is None
+    (invoke,) = [
+        r for r in emulator.requests_log() if r["method"] == "POST" and "/exec/functions/" in r["path"]
+    ]
+    assert compact < int(invoke["content_length"]) < compact + 512
+    result = json.loads(open(event.output_paths[0]).read())
+    assert result["response"]["solver_response"]["solution"]["primal_objective"] == pytest.approx(
+        1.0, abs=1e-6
+    )

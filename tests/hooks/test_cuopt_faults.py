@@ -9,9 +9,9 @@ import time
 import pytest
 
 from airflow_provider.events.cuopt import SolveEventStatus
-from airflow_provider.exceptions import AmbiguousSubmissionError, RequestGoneError
-from airflow_provider.hooks._cuopt_payload import prepare_problem
+from airflow_provider.exceptions import AmbiguousSubmissionError, RunFailedError
 from airflow_provider.hooks.cuopt import CuOptHook
+from airflow_provider.hooks.cuopt_problems import prepare_problem
 from airflow_provider.operators.cuopt import CuOptSolveOperator
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 from airflow_provider.utils.retry import RetryPolicy
@@ -207,8 +207,11 @@ def test_token_revoked_mid_run_is_renewed(conns, nvcf, ledger, tmp_path):
 def test_lost_result_fails_with_an_explanation(conns, nvcf, ledger, tmp_path):
     """NVCF hands a result out once: if that answer is lost in transit, nothing can fetch it again."""
     nvcf.add_faults({"action": "drop", "process": True, **STATUS, "times": 2})
-    with pytest.raises(RequestGoneError, match="only once") as info:
-        solve(hook(), SMALL, tmp_path)
+    event = solve(hook(), SMALL, tmp_path)
+    assert event.status is SolveEventStatus.FAILED
+    assert "only once" in event.message
+    with pytest.raises(RunFailedError, match="only once") as info:
+        hook().finish(event)
     record(
         ledger,
         nvcf,

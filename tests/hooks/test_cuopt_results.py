@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from airflow_provider.exceptions import ProtocolError, UnsafeArchiveError
-from airflow_provider.hooks._cuopt_results import already_stored, store_inline_result, store_zip_result
+from airflow_provider.exceptions import InvalidInputError, ProtocolError, UnsafeArchiveError
+from airflow_provider.hooks.cuopt_results import already_stored, store_inline_result, store_zip_result
 
 OK = {
     "response": {"solver_response": {"status": 0, "num_vehicles": 1, "vehicle_data": {"0": {"task_id": []}}}}
@@ -26,7 +26,7 @@ def test_inline_result_written_and_classified(tmp_path):
     stored = store_inline_result(OK, str(tmp_path) + "/", "req-1")
     assert stored.ok and stored.paths == [str(tmp_path / "req-1.json")]
     assert json.loads((tmp_path / "req-1.json").read_text()) == OK
-    assert already_stored(str(tmp_path) + "/", "req-1") == [str(tmp_path / "req-1.json")]
+    assert already_stored(str(tmp_path) + "/", "req-1") == stored
     assert already_stored(str(tmp_path) + "/", "req-2") is None
 
 
@@ -83,3 +83,30 @@ def test_ambiguous_zip_members(tmp_path):
     z = make_zip(tmp_path / "r.zip", {"a.json": b"{}", "b.json": b"{}"})
     with pytest.raises(UnsafeArchiveError, match="no member"):
         store_zip_result(z, str(tmp_path / "out.json"), "r")
+
+
+INFEASIBLE = {"response": {"solver_infeasible_response": {"status": 1}}, "notes": ["demand exceeds capacity"]}
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_stored_failure_is_read_back_as_a_failure(tmp_path, s3, where):
+    """What a retried task finds in storage is judged again: an infeasible result never passes as success."""
+    base = f"{tmp_path}/" if where == "local" else f"s3://{s3.bucket}/results/"
+    first = store_inline_result(INFEASIBLE, base, "req-inf")
+    assert not first.ok
+    again = already_stored(base, "req-inf")
+    assert again is not None and not again.ok and again.paths == first.paths
+    assert "infeasible" in again.message and "demand exceeds capacity" in again.message
+    assert already_stored(base, "req-none") is None
+
+
+@pytest.mark.parametrize("req_id", ["../outside/pwned", "..", "a/b", "nul\x00"])
+def test_hostile_request_ids_never_name_a_file(tmp_path, req_id):
+    out = tmp_path / "out"
+    out.mkdir()
+    z = make_zip(tmp_path / "r.zip", {"large_result": json.dumps(OK).encode()})
+    with pytest.raises(InvalidInputError):
+        store_inline_result(OK, f"{out}/", req_id)
+    with pytest.raises(InvalidInputError):
+        store_zip_result(z, f"{out}/", req_id)
+    assert list(tmp_path.rglob("*.json")) == []

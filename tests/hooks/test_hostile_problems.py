@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider.events.cuopt import SolveEventStatus
-from airflow_provider.hooks._cuopt_payload import prepare_problem
 from airflow_provider.hooks.cuopt import CuOptHook
+from airflow_provider.hooks.cuopt_problems import prepare_problem
 from airflow_provider.hooks.nextmv import NextmvHook
 
 scalars = (

@@ -154,7 +154,7 @@ def test_cuopt_sync_calls(hooks, status, body):
     _, cuopt = hooks
     _Scripted.answer = (status, body)
     _only_provider_errors(lambda: cuopt.poll("req", 1))
-    _only_provider_errors(lambda: cuopt.invoke(("f", "v"), cuopt_proto.invoke_body(data={}), 1))
+    _only_provider_errors(lambda: cuopt.invoke(("f", "v"), cuopt_proto.invoke_body(data_json=b"{}"), 1))
     _only_provider_errors(lambda: cuopt.resolve_function())
     _only_provider_errors(lambda: cuopt.create_asset())
 

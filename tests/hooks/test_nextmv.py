@@ -227,3 +227,22 @@ def test_test_connection(hook, emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_NEXTMV_DEFAULT", json.dumps(conn))
     ok, message = NextmvHook().test_connection()
     assert not ok and "401" in message
+
+
+def test_compact_input_under_5_mib_is_sent_inline_byte_for_byte(hook, emulator, tmp_path):
+    """Issue 8: 5.1 MB of compact JSON was measured compactly, re-encoded with ", " and refused (413)."""
+    points = [[i % 97, i % 89] for i in range(660_000)]
+    path = tmp_path / "points.json"
+    path.write_text(json.dumps({"points": points}, separators=(",", ":")))
+    size = path.stat().st_size
+    assert 5_000_000 < size <= MAX_INLINE_BYTES
+    assert len(json.dumps({"points": points})) > MAX_INLINE_BYTES + MIB  # what json= would have sent
+    run_id = hook.submit_run("echo", input_uri=str(path))
+    assert wait(hook, "echo", run_id).status is RunEventStatus.SUCCEEDED
+    (create,) = [
+        r for r in service_requests(emulator) if r["method"] == "POST" and r["path"].endswith("/runs")
+    ]
+    assert size < int(create["content_length"]) < size + 512  # the file's bytes plus the envelope
+    assert emulator.stats()["nextmv"]["uploads"] == 0
+    out = hook.download_output("echo", run_id, str(tmp_path / "out.json"))
+    assert json.loads(open(out[0]).read()) == {"points": points}

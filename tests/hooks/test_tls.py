@@ -9,10 +9,12 @@ import asyncio
 import datetime
 import ipaddress
 import json
+import time
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider.exceptions import ServiceUnavailableError
+from airflow_provider.exceptions import CertificateError
 from airflow_provider.hooks.nextmv import NextmvHook
 from airflow_provider.hooks.nextmv_async import NextmvAsyncHook
 from airflow_provider.utils.retry import RetryPolicy
@@ -63,19 +65,24 @@ def use(monkeypatch, emu, **extra):
     monkeypatch.setenv("AIRFLOW_CONN_NEXTMV_TLS", json.dumps(conn))
 
 
-def test_unknown_certificate_is_refused_by_default(https_emulator, monkeypatch):
+def test_unknown_certificate_is_refused_by_default_and_not_retried(https_emulator, monkeypatch, caplog):
     emu, _ = https_emulator
     assert emu.url.startswith("https://")
     use(monkeypatch, emu)
-    with pytest.raises(ServiceUnavailableError, match="SSL|certificate"):
-        NextmvHook("nextmv_tls", retry_policy=ONCE).list_runs("echo")
+    patient = RetryPolicy(max_attempts=6, max_elapsed=60, initial_wait=2, max_wait=2)
+    started = time.monotonic()
+    with pytest.raises(CertificateError, match="certificate was refused.*ca_bundle") as info:
+        NextmvHook("nextmv_tls", retry_policy=patient).list_runs("echo")
+    assert isinstance(info.value, AirflowFailException)  # Airflow does not retry it either
 
     async def via_async():
-        async with NextmvAsyncHook("nextmv_tls", retry_policy=ONCE) as hook:
+        async with NextmvAsyncHook("nextmv_tls", retry_policy=patient) as hook:
             await hook.get_run_metadata("echo", "latest-x")
 
-    with pytest.raises(ServiceUnavailableError, match="SSL|certificate"):
+    with pytest.raises(CertificateError, match="certificate was refused"):
         asyncio.run(via_async())
+    assert time.monotonic() - started < 2.0, "a refused certificate was retried as if transient"
+    assert "retrying" not in caplog.text
 
 
 def test_ca_bundle_makes_it_trusted_for_api_and_presigned_transfers(https_emulator, monkeypatch, tmp_path):

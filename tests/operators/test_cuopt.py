@@ -125,11 +125,11 @@ def test_fire_and_forget_then_on_kill_deletes_the_asset(slow_conn, slow_emulator
 
 
 def test_parse_time_validation():
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(InvalidInputError, match="exactly one"):
         CuOptSolveOperator(task_id="s", output_uri="o.json")
-    with pytest.raises(ValueError, match="output_uri"):
+    with pytest.raises(InvalidInputError, match="output_uri"):
         CuOptSolveOperator(task_id="s", problem={}, output_uri="")
-    with pytest.raises(ValueError, match="poll_seconds"):
+    with pytest.raises(InvalidInputError, match="poll_seconds"):
         CuOptSolveOperator(task_id="s", problem={}, output_uri="o", poll_seconds=301)
 
 

@@ -24,7 +24,7 @@ SIZE = 120 * 1000 * 1000
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from airflow_provider.hooks._cuopt_payload import prepare_problem
+    from airflow_provider.hooks.cuopt_problems import prepare_problem
     from airflow_provider.hooks.cuopt import CuOptHook
     from optimization_emulator.testing.memory import proc_status, reset_peak_rss
 

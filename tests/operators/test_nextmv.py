@@ -145,15 +145,15 @@ def test_retry_after_a_failed_run_submits_a_new_one(nextmv_conn, emulator, conte
 
 
 def test_bad_arguments_fail_at_parse_time():
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(InvalidInputError, match="exactly one"):
         NextmvRunOperator(task_id="s", app_id="a")
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(InvalidInputError, match="exactly one"):
         NextmvRunOperator(task_id="s", app_id="a", input={}, input_uri="x.json")
-    with pytest.raises(ValueError, match="input_format"):
+    with pytest.raises(InvalidInputError, match="input_format"):
         NextmvRunOperator(task_id="s", app_id="a", input_uri="x", input_format="xml")
-    with pytest.raises(ValueError, match="wait_for_completion"):
+    with pytest.raises(InvalidInputError, match="wait_for_completion"):
         NextmvRunOperator(task_id="s", app_id="a", input={}, output_uri="o.json", wait_for_completion=False)
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(InvalidInputError, match="timeout"):
         NextmvRunOperator(task_id="s", app_id="a", input={}, timeout=0)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider.exceptions import CredentialsError, InvalidInputError, ProtocolError
@@ -38,31 +40,28 @@ def test_paths():
     assert proto.exec_path("f", "v") == "v2/nvcf/exec/functions/f/versions/v"
     assert proto.status_path("r") == "v2/nvcf/exec/status/r"
     assert proto.asset_path("a") == "v2/nvcf/assets/a"
+    for bad in ("", "..", ".", "a/b", "a\\b", "x\x00", "x" * 201):
+        for build in (proto.status_path, proto.asset_path, proto.exec_path):
+            with pytest.raises(InvalidInputError):
+                build(bad)
+
+
+@pytest.mark.parametrize("req_id", ["../outside/pwned", "..", "a/b", "\r\nX: y"])
+def test_a_hostile_req_id_in_an_answer_is_refused(req_id):
     with pytest.raises(InvalidInputError):
-        proto.status_path("")
+        proto.interpret(200, {"reqId": req_id, "status": "fulfilled", "response": {}})
 
 
-def test_token_cache_refreshes_before_expiry():
-    cache = proto.TokenCache()
-    assert cache.current(0) is None
-    cache.store(
-        proto.Token.from_token_response({"access_token": "t1", "expires_in": 600}, now=1000), now=1000
-    )
-    assert cache.current(1000) == "t1"
-    assert cache.current(1000 + 600 - 121) == "t1"
-    assert cache.current(1000 + 600 - 119) is None  # inside the 120 s lead: refresh before the call
-    cache.store(proto.Token.from_token_response({"access_token": "t2", "expires_in": 8}, now=0), now=0)
-    assert cache.current(5) == "t2" and cache.current(6.5) is None  # short TTLs: a quarter of the life
-    cache.invalidate()
-    assert cache.current(0) is None
+@pytest.mark.parametrize("reference", [["https://x"], {"url": "x"}, 5])
+def test_a_non_string_response_reference_is_a_protocol_error(reference):
+    with pytest.raises(ProtocolError, match="responseReference"):
+        proto.interpret(200, {"reqId": "r", "status": "fulfilled", "responseReference": reference})
 
 
-@pytest.mark.parametrize(
-    "payload", [{}, {"access_token": 3}, {"access_token": "t", "expires_in": "soon"}, "x"]
-)
-def test_bad_token_responses(payload):
-    with pytest.raises(ProtocolError):
-        proto.Token.from_token_response(payload, now=0)
+def test_function_entries_of_the_wrong_types_are_ignored():
+    funcs = [{"id": "f", "name": ["list"], "status": "ACTIVE", "versionId": "v"}]
+    with pytest.raises(InvalidInputError, match="No ACTIVE"):
+        proto.select_function(funcs, function_id=None, function_name="cuopt", version_id=None)
 
 
 FUNCS = [
@@ -115,14 +114,33 @@ def test_created_at_tolerance():
     assert proto.parse_created_at("garbage") == 0.0
 
 
-def test_invoke_envelope():
-    assert proto.invoke_body(data={"a": 1}, poll_seconds=999) == {
+def test_invoke_envelope_is_serialised_once_around_the_measured_problem():
+    data = proto.serialize_problem({"a": [1, 2], "b": "c"})
+    raw = proto.invoke_body(data_json=data, poll_seconds=999)
+    assert data in raw and b", " not in raw  # the measured bytes, verbatim and compact
+    assert json.loads(raw) == {
         "requestHeader": {"pollDurationSeconds": 300},
-        "requestBody": {"data": {"a": 1}, "client_version": "custom"},
+        "requestBody": {"data": {"a": [1, 2], "b": "c"}, "client_version": "custom"},
     }
-    body = proto.invoke_body(asset_id="as1", poll_seconds=10, action="cuOpt_LP")
+    body = json.loads(proto.invoke_body(asset_id="as1", poll_seconds=10, action="cuOpt_LP"))
     assert body["requestHeader"]["inputAssetReferences"] == ["as1"]
     assert body["requestBody"] == {"data": None, "client_version": "custom", "action": "cuOpt_LP"}
+
+
+@pytest.mark.parametrize("seconds", [0, 301, 2.5, "x", None])
+def test_poll_seconds_rule(seconds):
+    with pytest.raises(InvalidInputError, match="poll_seconds"):
+        proto.check_poll_seconds(seconds)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(910, 910), ("911", 911), ("²", None), ("9" * 5000, None), (True, None), (1e400, None)],
+)
+def test_error_codes_are_read_strictly(code, expected):
+    assert proto.error_code(code) == expected
+    answer = proto.interpret(500, {"reqId": "r1", "status": "errored", "errorCode": code})
+    assert answer.error_code == expected
 
 
 def test_inline_threshold():

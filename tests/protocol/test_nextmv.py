@@ -25,8 +25,8 @@ def test_settings_from_connection_and_url_join():
     s = proto.NextmvSettings.from_connection(
         "https://proxy.example.com/nextmv/", "key-123", {"verify_ssl": "false"}
     )
-    assert s.url(proto.run_metadata_path("my app", "run/1")) == (
-        "https://proxy.example.com/nextmv/v1/applications/my%20app/runs/run%2F1/metadata"
+    assert s.url(proto.run_metadata_path("my app", "run:1")) == (
+        "https://proxy.example.com/nextmv/v1/applications/my%20app/runs/run%3A1/metadata"
     )
     assert s.tls.verify is False
     assert s.headers["Authorization"] == "Bearer key-123"
@@ -58,20 +58,31 @@ def test_options_are_stringified_like_the_sdk():
         proto.stringify_options({"o": object()})
 
 
-def test_new_run_body_inline_and_upload():
-    body = proto.new_run_body(input={"a": 1}, name="n", options={"threads": 4})
-    assert body == {
-        "input": {"a": 1},
+def test_run_body_is_serialised_once_and_compactly():
+    inline = proto.serialize_json({"a": [1, 2, 3], "b": {"c": "d"}})
+    body = proto.run_body(input_json=inline, name="n", options={"threads": 4})
+    assert b", " not in body and b": " not in body
+    assert body.startswith(b'{"input":' + inline + b",")  # the measured bytes, verbatim
+    assert json.loads(body) == {
+        "input": {"a": [1, 2, 3], "b": {"c": "d"}},
         "name": "n",
         "options": {"threads": "4"},
         "configuration": {"format": {"input": {"type": "json"}, "output": {"type": "json"}}},
     }
-    body = proto.new_run_body(upload_id="u1", configuration={"execution_class": "6c9500mb870s"})
-    assert body == {"upload_id": "u1", "configuration": {"execution_class": "6c9500mb870s"}}
-    assert proto.new_run_body(upload_id="u", input_format="multi-file")["configuration"]["format"] == {
+    body = proto.run_body(upload_id="u1", configuration={"execution_class": "6c9500mb870s"})
+    assert json.loads(body) == {"upload_id": "u1", "configuration": {"execution_class": "6c9500mb870s"}}
+    assert json.loads(proto.run_body(upload_id="u", input_format="multi-file"))["configuration"][
+        "format"
+    ] == {
         "input": {"type": "multi-file"},
         "output": {"type": "multi-file"},
     }
+
+
+def test_compact_json_of_a_file_and_its_errors():
+    assert proto.compact_json(b'{ "a" : [1, 2] }\n', "f") == b'{"a":[1,2]}'
+    with pytest.raises(InvalidInputError, match="f is not valid JSON"):
+        proto.compact_json(b"a,b\n1,2", "f")
 
 
 def test_transfer_threshold_is_exactly_5_mib():
@@ -159,9 +170,11 @@ def test_malformed_json_and_missing_keys():
         proto.require_str(json.loads('{"id": "x"}'), "run_id", "new run")
 
 
-@pytest.mark.parametrize("bad", ["", "  "])
-def test_empty_ids_rejected(bad):
+@pytest.mark.parametrize("bad", ["", "  ", ".", "..", "a/b", "a\\b", "x\x00", "cr\r\nlf", "x" * 201])
+def test_unsafe_ids_are_rejected_by_every_path_builder(bad):
     with pytest.raises(InvalidInputError):
         proto.app_path(bad)
     with pytest.raises(InvalidInputError):
         proto.run_path("app", bad)
+    with pytest.raises(InvalidInputError):
+        proto.console_run_url("https://c", "app", bad)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from airflow_provider.hooks._cuopt_payload import prepare_problem
 from airflow_provider.hooks.cuopt import CuOptHook
+from airflow_provider.hooks.cuopt_problems import prepare_problem
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 
 TINY = {

@@ -106,3 +106,17 @@ def test_zip_bomb_refused_by_header_and_by_stream(tmp_path):
     with pytest.raises(UnsafeArchiveError):
         copy_bounded_stream(stream, str(tmp_path / "r.json"), max_total_bytes=1024 * 1024)
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"ok.json": b"{}", "../evil": b"x"},  # a traversal after a good member
+        {f"m{i}.csv": b"1" for i in range(12)},  # one member too many (bound 11 below)
+    ],
+)
+def test_a_refused_archive_leaves_nothing_behind(tmp_path, bad):
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError):
+        extract_tar_stream(_tar(bad), f"{out}/", max_members=11)
+    assert not out.exists() or list(out.rglob("*")) == []

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
-from airflow_provider.utils.polling import poll_delay, validate_poll_settings
+from airflow_provider.utils.polling import early_answer_pause, poll_delay
 
 
 def test_backoff_grows_then_caps_with_jitter():
@@ -26,7 +24,18 @@ def test_jitter_spreads_triggers_started_together():
     assert len(delays) > 40
 
 
-@pytest.mark.parametrize(("p", "m"), [(0, 10), (-1, 10), (10, 5)])
-def test_invalid_settings(p, m):
-    with pytest.raises(ValueError):
-        validate_poll_settings(p, m)
+def test_a_long_poll_that_held_its_window_is_followed_at_once():
+    assert early_answer_pause(29.8, 30, 0) == 0.0
+
+
+def test_early_pending_answers_are_spaced_with_backoff_never_a_tight_loop():
+    pauses = [early_answer_pause(0.001, 30, n) for n in range(12)]
+    assert all(p >= 0.9 for p in pauses)  # about a second at first, whatever the service does
+    assert pauses[6] > pauses[0] * 5  # and growing
+    assert max(pauses) <= 30  # never beyond the window
+    # what 5 s of immediate 202s cost now: a handful of polls, not thousands
+    polls, clock = 0, 0.0
+    while clock < 5:
+        clock += early_answer_pause(0.001, 30, polls) + 0.001
+        polls += 1
+    assert polls <= 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.exceptions import InvalidInputError, UnsafeIdentifierError
 from airflow_provider.utils import uris
 
 
@@ -60,7 +60,29 @@ def _read(target, s3):
 
 
 def test_helpers():
-    assert uris.join("s3://b/x/", "/y", "z.json") == "s3://b/x/y/z.json"
+    assert uris.join("s3://b/x/", "y", "a/z.json") == "s3://b/x/y/a/z.json"
     assert uris.is_folder_uri("s3://b/out/") and not uris.is_folder_uri("s3://b/out.json")
     assert uris.describe("https://h/p?X-Amz-Signature=abc") == "https://h/p?<redacted>"
     assert uris.scheme("C:/data/x.json") == "" and uris.scheme("gs://b/k") == "gs"
+
+
+@pytest.mark.parametrize(
+    "name", ["..", "../x", "a/../../x", "/etc/passwd", "a//b", "a\\b", "x\x00y", "line\nbreak", ".", ""]
+)
+def test_join_refuses_components_that_could_leave_the_folder(name):
+    with pytest.raises(UnsafeIdentifierError):
+        uris.join("/srv/out/", name)
+
+
+@pytest.mark.parametrize("result_id", ["../outside/pwned", "..", "a/b", "a\\b", "nul\x00", "x" * 201, ""])
+def test_output_target_refuses_hostile_ids(tmp_path, result_id):
+    with pytest.raises(UnsafeIdentifierError):
+        uris.output_target(f"{tmp_path}/", result_id)
+    with pytest.raises(UnsafeIdentifierError):
+        uris.output_target("s3://bucket/solutions/", result_id)
+
+
+def test_output_target_names_files_inside_folders_only(tmp_path):
+    assert uris.output_target(f"{tmp_path}/", "run-1") == f"{tmp_path}/run-1.json"
+    assert uris.output_target(str(tmp_path), "run-1") == f"{tmp_path}/run-1.json"  # existing dir
+    assert uris.output_target("s3://b/x.json", "../anything") == "s3://b/x.json"  # a file: id unused

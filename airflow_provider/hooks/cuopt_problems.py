@@ -1,9 +1,11 @@
-"""Turning a cuOpt problem (dict or URI) into an inline body or a zlib-compressed asset file.
+"""Turning a cuOpt problem (dict or URI) into inline JSON or a zlib-compressed file to stream.
 
 The thin client compresses in memory; here the problem is streamed from its source through
-``zlib.compressobj`` into a temporary file on disk (NVCF's presigned PUT needs the exact
-Content-Length, which a compressed stream only knows at its end), then streamed to the asset URL.
-Memory stays at about one chunk whatever the problem size. Never pickle: the asset is JSON.
+``zlib.compressobj`` into a temporary file on disk (a presigned PUT, and the self-hosted server,
+need the exact Content-Length, which a compressed stream only knows at its end), then streamed on.
+Memory stays at about one chunk whatever the problem size. Never pickle: the problem is JSON.
+Small problems are kept as compact JSON bytes, exactly the bytes the inline limit measured and the
+request will carry.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import MAX_INLINE_BYTES, needs_asset, serialize_problem
 from airflow_provider.utils import uris
 from airflow_provider.utils.payloads import JsonShapeCheck
@@ -26,11 +29,11 @@ from airflow_provider.utils.payloads import JsonShapeCheck
 
 @dataclass(frozen=True)
 class PreparedProblem:
-    """Either ``data`` (inline JSON) or ``asset_path`` (compressed file to upload)."""
+    """Either ``data`` (inline compact JSON bytes) or ``asset_path`` (compressed file to upload)."""
 
     what: str
     raw_size: int
-    data: Any = None
+    data: bytes | None = None
     asset_path: Path | None = None
     asset_size: int = 0
 
@@ -45,13 +48,16 @@ def _looks_like_zlib(head: bytes) -> bool:
 
 @contextlib.contextmanager
 def prepare_problem(problem: Any = None, problem_uri: str | None = None) -> Iterator[PreparedProblem]:
-    """Validate and stage a problem before any network call; yields a :class:`PreparedProblem`."""
-    if (problem is None) == (problem_uri is None):
-        raise InvalidInputError("Pass exactly one of problem (a dict) or problem_uri (a path or URI).")
+    """Validate and stage a problem before any network call; yields a :class:`PreparedProblem`.
+
+    Problems of at most ``MAX_INLINE_BYTES`` of compact JSON stay inline; larger ones (and files
+    already zlib-compressed) are staged as a zlib file.
+    """
+    rules.exactly_one(("problem", problem), ("problem_uri", problem_uri), "a dict, or a path or URI")
     if problem is not None:
         data = serialize_problem(problem)
         if not needs_asset(len(data)):
-            yield PreparedProblem("the problem", len(data), data=problem)
+            yield PreparedProblem("the problem", len(data), data=data)
             return
         with _compressed(io.BytesIO(data), "the problem") as (path, size):
             yield PreparedProblem("the problem", len(data), asset_path=path, asset_size=size)
@@ -69,12 +75,13 @@ def prepare_problem(problem: Any = None, problem_uri: str | None = None) -> Iter
         if source.size <= MAX_INLINE_BYTES:
             raw = source.fileobj.read()
             try:
-                data = json.loads(raw)
+                data = serialize_problem(json.loads(raw))  # an object (or a list for batch LP)
             except ValueError as exc:
                 raise InvalidInputError(f"{what} is not valid JSON: {exc}") from exc
-            serialize_problem(data)  # must be an object (or a list for batch LP)
-            yield PreparedProblem(what, source.size, data=data)
-            return
+            if not needs_asset(len(data)):
+                yield PreparedProblem(what, source.size, data=data)
+                return
+            source.fileobj.seek(0)
         needs_asset(source.size)
         with _compressed(source.fileobj, what) as (path, size):
             yield PreparedProblem(what, source.size, asset_path=path, asset_size=size)

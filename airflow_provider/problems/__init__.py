@@ -1,0 +1,1 @@
+"""Problem files in formats the services do not take directly, converted on the worker before upload."""
