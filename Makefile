@@ -25,7 +25,10 @@ install: $(STAMP)
 SHCLIENT       := .venv-shclient
 SHCLIENT_STAMP := $(SHCLIENT)/.installed-stamp
 
-$(SHCLIENT_STAMP): .ci/shclient-constraints.txt | $(STAMP)
+## Needs only uv from the main venv: the test calls this target while that venv runs pytest, so it
+## must not reinstall the main venv (an order-only $(STAMP) would when pyproject.toml is newer).
+$(SHCLIENT_STAMP): .ci/shclient-constraints.txt
+	test -x $(BIN)/uv || $(MAKE) install
 	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(SHCLIENT)
 	$(BIN)/uv pip install -q --python $(SHCLIENT)/bin/python -r .ci/shclient-constraints.txt
 	touch $@

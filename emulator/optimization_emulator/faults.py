@@ -223,16 +223,20 @@ def _error_response(request: web.Request, spec: dict[str, Any]) -> web.Response:
     """``spec["status"]`` with ``spec["body"]``, or the API's usual error shape for that status."""
     status, body, content_type = spec["status"], spec["body"], spec["content_type"]
     headers = {hdrs.RETRY_AFTER: spec["retry_after"]} if spec.get("retry_after") is not None else {}
+    site_body = request.app.get(FAULT_BODY)
     if body is not None:
         text = body if isinstance(body, str) else json.dumps(body)
         default_type = "text/plain" if isinstance(body, str) else "application/json"
+        if site_body is not None:  # a site with exact Content-Types (/cuopt): no "; charset=" added
+            return web.Response(
+                body=text.encode(), status=status, headers=headers, content_type=content_type or default_type
+            )
         return web.Response(
             text=text, status=status, headers=headers, content_type=content_type or default_type
         )
     phrase = HTTPStatus(status).phrase
     detail = f"{phrase} (a fault injected by the emulator)"
     path = request.path
-    site_body = request.app.get(FAULT_BODY)
     if site_body is not None and content_type is None:  # a site with its own error shape
         data, kind = site_body(status, detail)
         return web.Response(body=data, status=status, headers=headers, content_type=kind)
