@@ -2,16 +2,27 @@
 
 Not a test module: ``test_cuopt_server_conformance`` runs ``python sh_client_scenarios.py NAME
 PARAMS_JSON`` with ``.venv-shclient/bin/python`` (the client pins msgpack==1.2.1, which clashes with
-the main environment). Only the client and the standard library are imported here. The result is
-one JSON line on stdout (the client logs on stderr); the client itself is used unmodified.
+the main environment). Only the client, numpy (its dependency) and the standard library are imported
+here. The result is one JSON line on stdout (the client logs on stderr); the client itself is used
+unmodified (``installed`` checks its files against the wheel's RECORD).
+
+``batch`` runs several scenarios in one process (``{"runs": {key: [name, params]}}`` -> ``{key:
+outcome}``, a failing scenario's outcome being ``{"scenario_error": ...}``), so that the suite starts
+the client's interpreter a few times rather than once per check.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.metadata
 import json
 import sys
+import traceback
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cuopt_sh_client import CuOptServiceSelfHostClient, mime_type
 
 TYPES = {
@@ -66,7 +77,49 @@ def solution_fields(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def lp(params: dict[str, Any]) -> Any:
-    return solution_fields(client(params).get_LP_solve(problem(params)))
+    """A solve in ``result_type``; the client deletes the solution, so its id is unknown afterwards."""
+    c = client(params)
+    fields = solution_fields(c.get_LP_solve(problem(params)))
+    return {**fields, "status_after": error_of(c.status, fields["reqId"])} if fields["reqId"] else fields
+
+
+def numpy_arrays(params: dict[str, Any]) -> Any:
+    """The problem's matrix and objective as numpy arrays (sent as msgpack-numpy maps), then the
+    same problem with an object array, which msgpack-numpy sends as a pickle."""
+    data = problem(params)
+    matrix = data["csr_constraint_matrix"]
+    numeric = {
+        **data,
+        "csr_constraint_matrix": {
+            "offsets": np.array(matrix["offsets"], dtype=np.int32),
+            "indices": np.array(matrix["indices"], dtype=np.int64),
+            "values": np.array(matrix["values"], dtype=np.float64),
+        },
+        "objective_data": {
+            **data["objective_data"],
+            "coefficients": np.array(data["objective_data"]["coefficients"]),
+        },
+    }
+    objects = {
+        **data,
+        "variable_types": np.array(["C"] * len(data["variable_bounds"]["lower_bounds"]), dtype=object),
+    }
+    c = client(params)
+    return {"numeric": solution_fields(c.get_LP_solve(numeric)), "objects": error_of(c.get_LP_solve, objects)}
+
+
+def installed(params: dict[str, Any]) -> Any:
+    """The client's version, and its files that differ from the wheel's RECORD (none: unmodified)."""
+    dist = importlib.metadata.distribution("cuopt-sh-client")
+    changed = []
+    for entry in dist.files or []:
+        if entry.hash is None or entry.hash.mode != "sha256":
+            continue
+        digest = hashlib.sha256(Path(dist.locate_file(entry)).read_bytes()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry.hash.value:
+            changed.append(str(entry))
+    checked = sum(1 for entry in dist.files or [] if entry.hash is not None)
+    return {"version": dist.version, "files_checked": checked, "changed": changed}
 
 
 def lp_dict(params: dict[str, Any]) -> Any:
@@ -156,11 +209,29 @@ def validate(params: dict[str, Any]) -> Any:
     return client(params, only_validate=True).get_LP_solve(problem(params), response_type="dict")
 
 
+def batch(params: dict[str, Any]) -> Any:
+    outcomes = {}
+    for key, (name, arguments) in params["runs"].items():
+        try:
+            outcomes[key] = run(name, {"port": params["port"], **arguments})
+        except Exception:  # noqa: BLE001 - reported to the test that checks this scenario
+            outcomes[key] = {"scenario_error": traceback.format_exc(limit=6)}
+    return outcomes
+
+
+def run(name: str, arguments: dict[str, Any]) -> Any:
+    scenario = SCENARIOS[name]
+    return error_of(scenario, arguments) if arguments.get("expect_error") else scenario(arguments)
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
         lp,
         lp_dict,
+        numpy_arrays,
+        installed,
+        batch,
         milp_callbacks,
         routing,
         timeout_repoll,
@@ -174,6 +245,4 @@ SCENARIOS = {
 }
 
 if __name__ == "__main__":
-    scenario, arguments = SCENARIOS[sys.argv[1]], json.loads(sys.argv[2])
-    outcome = error_of(scenario, arguments) if arguments.get("expect_error") else scenario(arguments)
-    print(json.dumps(outcome, default=repr), flush=True)
+    print(json.dumps(run(sys.argv[1], json.loads(sys.argv[2])), default=repr), flush=True)

@@ -1,16 +1,20 @@
 """The official ``cuopt-sh-client==26.10.0``, unmodified, against the emulator's ``/cuopt`` API.
 
 The client runs in its own virtualenv (``.venv-shclient``, ``make shclient``: it pins msgpack==1.2.1,
-which clashes with the main environment); the session builds it when it is missing. Each test runs a
-scenario of ``sh_client_scenarios.py`` with that venv's python against the shared legacy-mode
-emulator over real sockets: LP, MILP (incumbents, logs), routing, a problem over 5 MB (and its
-result written to the result directory), polling timeout then ``repoll``, status, delete, abort of a
-running job, invalid input, JSON / zlib / msgpack / wildcard result types, zlib and pickle requests.
-Optima are checked against independent computations, not the emulator's solver.
+which clashes with the main environment); the session builds it when it is missing, and a failed
+build fails these tests. Scenarios of ``sh_client_scenarios.py`` run with that venv's python against
+the shared legacy-mode emulator over real sockets: LP in the msgpack / JSON / zlib / wildcard result
+types, numpy arrays (numeric accepted, object arrays refused), MILP (incumbents, logs), routing, a
+problem over 5 MB (its result written to the result directory), polling timeout then ``repoll``,
+status, delete, abort of a running job, invalid input, server data files, cache and validation.
+Most run in one client process (``batch``, a module fixture) and each test checks its own outcome;
+scenarios that need their own process (environment read at import, an injected fault, the abort
+handshake) run alone. Optima are checked against independent computations, not the emulator's solver.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -29,6 +33,7 @@ from optimization_emulator.cuopt.generate import lp_problem, market_split_proble
 from optimization_emulator.testing.cuopt import TINY_LP, TINY_ROUTING, check_routing
 from optimization_emulator.testing.emulator import EmulatorProcess
 
+RESULT_TYPES = ("msgpack", "json", "zlib", "wildcard")
 ROOT = Path(__file__).resolve().parents[2]
 SHCLIENT = ROOT / ".venv-shclient"
 SCENARIOS = Path(__file__).with_name("sh_client_scenarios.py")
@@ -67,22 +72,77 @@ def sh_python() -> Path:
     return SHCLIENT / "bin" / "python"
 
 
+def _params(tmp: Path, key: str, problem: Any = None, **params: Any) -> dict[str, Any]:
+    if problem is not None:
+        path = tmp / f"{key}.json"
+        path.write_text(json.dumps(problem))
+        params["problem"] = str(path)
+    return params
+
+
+def _run(sh_python: Path, port: int, scenario: str, params: dict[str, Any], env=None, timeout=180) -> Any:
+    done = subprocess.run(
+        [str(sh_python), str(SCENARIOS), scenario, json.dumps({**params, "port": port})],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def big_problem() -> dict[str, Any]:
+    """An LP whose msgpack body is over 5 MB (built once, when a test needs it)."""
+    return lp_problem(200_000, 12_000)
+
+
+@pytest.fixture(scope="module")
+def batch(
+    sh_python: Path, cuopt_server_emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The outcomes of most scenarios, run one after another by one client process."""
+    tmp = tmp_path_factory.mktemp("sh-client")
+    bad = {**TINY_LP, "variable_bounds": {"upper_bounds": [1.0], "lower_bounds": [0.0, 0.0]}}
+    runs = {
+        "installed": ("installed", {}),
+        **{f"lp_{kind}": ("lp", _params(tmp, "tiny", TINY_LP, result_type=kind)) for kind in RESULT_TYPES},
+        "numpy": ("numpy_arrays", _params(tmp, "tiny", TINY_LP)),
+        "knapsack": ("milp_callbacks", _params(tmp, "knapsack", KNAPSACK, result_type="json")),
+        "long_milp": ("milp_callbacks", _params(tmp, "split2", market_split_problem(time_limit=2))),
+        "routing": ("routing", _params(tmp, "routing", TINY_ROUTING)),
+        "big": ("lp_dict", _params(tmp, "big", big_problem(), kwargs={"output": "big.result"})),
+        "timeout": (
+            "timeout_repoll",
+            _params(tmp, "split3", market_split_problem(time_limit=3), polling_timeout=0.5),
+        ),
+        "status_delete": ("status_delete", _params(tmp, "tiny", TINY_LP)),
+        "invalid": ("invalid", _params(tmp, "bad", bad)),
+        "data_file": ("data_file", {"path": "problems/tiny_lp.json"}),
+        "cached": ("cached", _params(tmp, "tiny", TINY_LP)),
+        "validate": ("validate", _params(tmp, "tiny", TINY_LP)),
+    }
+    return _run(sh_python, cuopt_server_emulator.cuopt_server_port, "batch", {"runs": runs}, timeout=600)
+
+
+@pytest.fixture
+def outcome(batch: dict[str, Any]) -> Callable[[str], Any]:
+    def get(key: str) -> Any:
+        value = batch[key]
+        assert not (isinstance(value, dict) and "scenario_error" in value), value.get("scenario_error")
+        return value
+
+    return get
+
+
 @pytest.fixture
 def run_sh(sh_python: Path, cuopt_server_emulator: EmulatorProcess, tmp_path: Path) -> Callable[..., Any]:
+    """One scenario in a client process of its own (``env``: read by the client at import)."""
+
     def run(scenario: str, problem: Any = None, env: dict[str, str] | None = None, **params: Any) -> Any:
-        params["port"] = cuopt_server_emulator.cuopt_server_port
-        if problem is not None:
-            params["problem"] = str(tmp_path / "problem.json")
-            Path(params["problem"]).write_text(json.dumps(problem))
-        done = subprocess.run(
-            [str(sh_python), str(SCENARIOS), scenario, json.dumps(params)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={**os.environ, **(env or {})},
-        )
-        assert done.returncode == 0, done.stderr[-4000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        arguments = _params(tmp_path, "problem", problem, **params)
+        return _run(sh_python, cuopt_server_emulator.cuopt_server_port, scenario, arguments, env)
 
     return run
 
@@ -95,11 +155,19 @@ def check_tiny_lp(result: dict[str, Any]) -> None:
     assert result["solved_by"]
 
 
-@pytest.mark.parametrize("result_type", ["msgpack", "json", "zlib", "wildcard"])
-def test_lp_in_every_result_type(run_sh, cuopt_server_emulator: EmulatorProcess, result_type: str) -> None:
-    check_tiny_lp(run_sh("lp", TINY_LP, result_type=result_type))
-    # The client deleted the solution after reading it (and the log): nothing is left on the server.
-    assert cuopt_server_emulator.stats()["cuopt_server"]["jobs_live"] == 0
+def test_the_client_is_the_unmodified_release(outcome) -> None:
+    installed = outcome("installed")
+    assert installed["version"] == "26.10.0"
+    assert installed["files_checked"] > 5 and installed["changed"] == []
+
+
+@pytest.mark.parametrize("result_type", RESULT_TYPES)
+def test_lp_in_every_result_type(outcome, result_type: str) -> None:
+    result = outcome(f"lp_{result_type}")
+    check_tiny_lp(result)
+    # The client deleted the solution after reading it: the id is unknown to the server now.
+    assert result["status_after"]["type"] == "ValueError"
+    assert f"404: job {result['reqId']} does not exist" in result["status_after"]["message"]
 
 
 def test_zlib_request_body(run_sh, cuopt_server_emulator: EmulatorProcess) -> None:
@@ -108,8 +176,16 @@ def test_zlib_request_body(run_sh, cuopt_server_emulator: EmulatorProcess) -> No
     assert posts[-1]["status"] == 200
 
 
-def test_milp_with_incumbents_and_logs(run_sh) -> None:
-    result = run_sh("milp_callbacks", KNAPSACK, result_type="json")
+def test_numpy_arrays_numeric_accepted_objects_refused(outcome) -> None:
+    result = outcome("numpy")
+    check_tiny_lp(result["numeric"])
+    refused = result["objects"]
+    assert refused["type"] == "ValueError" and "Unprocessable Entity - 422" in refused["message"]
+    assert "object array" in refused["message"] and "pickle" in refused["message"]
+
+
+def test_milp_with_incumbents_and_logs(outcome) -> None:
+    result = outcome("knapsack")
     assert result["status"] == "Optimal" and result["category"] in ("MIP", "IP")
     assert result["objective"] == pytest.approx(best_knapsack())
     picks = [round(x) for x in result["primal"]]
@@ -119,30 +195,27 @@ def test_milp_with_incumbents_and_logs(run_sh) -> None:
     assert any("HiGHS" in line for line in result["log_lines"]), result["log_lines"][:5]
 
 
-def test_milp_incumbents_of_a_long_search(run_sh) -> None:
-    result = run_sh("milp_callbacks", market_split_problem(time_limit=2))
+def test_milp_incumbents_of_a_long_search(outcome) -> None:
+    result = outcome("long_milp")
     assert result["status"] == "FeasibleFound"
     assert result["incumbent_costs"], "no incumbent reached the client"
     assert result["incumbent_costs"] == sorted(result["incumbent_costs"], reverse=True)
 
 
-def test_routing(run_sh) -> None:
-    result = run_sh("routing", TINY_ROUTING)
+def test_routing(outcome) -> None:
+    result = outcome("routing")
     assert result["response"]["solver_response"]["solution_cost"] == pytest.approx(2.0)
     check_routing(TINY_ROUTING, result["response"])
 
 
 def test_problem_over_5_mb_with_result_file(
-    run_sh, cuopt_server_emulator: EmulatorProcess, cuopt_result_dir: Path
+    outcome, cuopt_server_emulator: EmulatorProcess, cuopt_result_dir: Path
 ) -> None:
-    problem = lp_problem(200_000, 12_000)
+    problem = big_problem()
     sent = len(msgpack.packb(problem))
     assert sent > 5 * 1024**2
-    started = time.monotonic()
-    result = run_sh("lp_dict", problem, kwargs={"output": "big.result"})
-    elapsed = time.monotonic() - started
     # Over CUOPT_MAX_RESULT (1 MB here): the server wrote it to its result directory.
-    assert result == {"result_file": "big.result", "format": "msgpack"}
+    assert outcome("big") == {"result_file": "big.result", "format": "msgpack"}
     path = cuopt_result_dir / "big.result"
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
     envelope = msgpack.unpackb(path.read_bytes())
@@ -153,20 +226,19 @@ def test_problem_over_5_mb_with_result_file(
     objective = sum(c * x for c, x in zip(coefficients, solution["primal_solution"]))
     assert objective == pytest.approx(solution["primal_objective"], rel=1e-6)
     posts = [r for r in cuopt_server_emulator.requests_log() if r["route"] == "/cuopt/request"]
-    assert posts[-1]["content_length"] == sent
-    print(f"\n  sent {sent:,} B msgpack, result file {path.stat().st_size:,} B, {elapsed:.1f} s")
+    assert sent in [r["content_length"] for r in posts]  # sent whole, as msgpack
 
 
-def test_timeout_then_repoll(run_sh) -> None:
-    result = run_sh("timeout_repoll", market_split_problem(time_limit=3), polling_timeout=0.5)
+def test_timeout_then_repoll(outcome) -> None:
+    result = outcome("timeout")
     assert set(result["pending"]) == {"reqId"}
     assert result["status_while_pending"] in ("queued", "running")
     assert result["reqId"] == result["pending"]["reqId"]
     assert result["status"] == "FeasibleFound" and result["category"] in ("MIP", "IP")
 
 
-def test_status_and_delete(run_sh) -> None:
-    result = run_sh("status_delete", TINY_LP)
+def test_status_and_delete(outcome) -> None:
+    result = outcome("status_delete")
     assert result["status"] == "completed"
     assert result["again"] == result["reqId"]  # reading a result does not consume it
     assert result["delete"] is None
@@ -204,9 +276,8 @@ def test_abort_a_running_job(
         time.sleep(0.05)
 
 
-def test_invalid_input_raises(run_sh) -> None:
-    bad = {**TINY_LP, "variable_bounds": {"upper_bounds": [1.0], "lower_bounds": [0.0, 0.0]}}
-    result = run_sh("invalid", bad)
+def test_invalid_input_raises(outcome) -> None:
+    result = outcome("invalid")
     assert result["lp"]["type"] == "ValueError" and "cuOpt Error" in result["lp"]["message"]
     assert "- 4" in result["lp"]["message"]  # a 4xx
     assert result["routing"]["type"] == "ValueError" and "- 4" in result["routing"]["message"]
@@ -221,10 +292,25 @@ def test_pickle_body_is_refused(run_sh) -> None:
     assert PICKLE_REFUSED in result["message"]
 
 
-def test_server_data_file_cache_and_validation(run_sh) -> None:
-    check_tiny_lp(run_sh("data_file", path="problems/tiny_lp.json"))
-    result = run_sh("cached", TINY_LP)
+def test_injected_fault_reaches_the_client(run_sh, cuopt_server_emulator: EmulatorProcess) -> None:
+    cuopt_server_emulator.add_faults(
+        {"action": "status", "status": 503, "method": "POST", "route": "/cuopt/request"}
+    )
+    try:
+        result = run_sh("lp", TINY_LP, expect_error=True)
+    finally:
+        cuopt_server_emulator.clear_faults()
+    assert result["type"] == "ValueError"
+    assert (
+        "Service Unavailable - 503: Service Unavailable (a fault injected by the emulator)"
+        in result["message"]
+    )
+
+
+def test_server_data_file_cache_and_validation(outcome) -> None:
+    check_tiny_lp(outcome("data_file"))
+    result = outcome("cached")
     assert set(result["cache"]) == {"reqId"}
     check_tiny_lp(result)
-    validated = run_sh("validate", TINY_LP)
-    assert "reqId" in validated and "response" in validated
+    validated = outcome("validate")
+    assert "reqId" in validated and validated["response"] == {}
