@@ -29,6 +29,8 @@ from optimization_emulator.testing.emulator import EmulatorProcess
 JSON, MSGPACK, ZLIB = "application/json", "application/vnd.msgpack", "application/zlib"
 SENTINEL = [{"solution": [], "cost": None, "bound": None}]
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
+#: What msgpack-numpy sends for ``np.array(["C", "C"], dtype=object)``: its data is a pickle.
+OBJECT_ARRAY = {b"nd": True, b"type": "|O", b"kind": b"O", b"shape": [2], b"data": pickle.dumps(["C", "C"])}
 BAD_LP = {**TINY_LP, "variable_bounds": {"upper_bounds": [1.0], "lower_bounds": [0.0, 0.0]}}
 
 
@@ -258,16 +260,7 @@ def test_pickle_is_refused_in_both_forms(legacy: CuOptServerClient) -> None:
     """A deliberate difference from the real server, which unpickles both (docs/emulator.md)."""
     posted = legacy.submit(data=pickle.dumps(TINY_LP), headers={"Content-Type": "application/octet-stream"})
     assert posted.status_code == 415 and decode(posted) == {"error": PICKLE_REFUSED, "error_result": False}
-    object_array = {
-        **TINY_LP,
-        "variable_types": {
-            b"nd": True,
-            b"type": "|O",
-            b"kind": b"O",
-            b"shape": [2],
-            b"data": pickle.dumps(["C", "C"]),
-        },
-    }
+    object_array = {**TINY_LP, "variable_types": OBJECT_ARRAY}
     req_id = legacy.submit_id(None, data=msgpack.packb(object_array), headers={"Content-Type": MSGPACK})
     refused = legacy.wait(req_id)  # the legacy server decodes when it runs the job
     assert refused.status_code == 422
@@ -367,6 +360,10 @@ def test_proxy_validates_at_post_and_refuses_what_it_lacks(proxy: CuOptServerCli
     assert invalid.status_code == 400 and decode(invalid)["error_result"] is False
     posted = proxy.submit(data=pickle.dumps(TINY_LP), headers={"Content-Type": "application/octet-stream"})
     assert posted.status_code == 415 and decode(posted)["error"] == PICKLE_REFUSED
+    objects = {**TINY_LP, "variable_types": OBJECT_ARRAY}
+    refused = proxy.submit(data=msgpack.packb(objects), headers={"Content-Type": MSGPACK})
+    assert refused.status_code == 422 and decode(refused)["error_result"] is False
+    assert "object array" in decode(refused)["error"]
     assert proxy.submit(TINY_LP, params={"cache": "True"}).status_code == 501
     assert proxy.submit([TINY_LP, TINY_LP]).status_code == 501  # batch LP
     req_id = proxy.submit_id(TINY_LP)
@@ -387,8 +384,7 @@ def test_proxy_abort_log_and_status(
     log = decode(proxy.log(req_id))
     assert log["nbytes"] >= 0 and isinstance(log["log"], list)
     assert decode(proxy.abort(req_id)) == {"queued": 0, "running": 1, "cached": 0}
-    while decode(proxy.status(req_id)) != "aborted":
-        time.sleep(0.02)
+    assert decode(proxy.status(req_id)) == "aborted"  # at once: the abort marks the job before killing it
     cancelled = proxy.solution(req_id)
     assert cancelled.status_code == 409
     assert decode(cancelled) == {"error": f"job {req_id} cancelled", "error_result": False}
