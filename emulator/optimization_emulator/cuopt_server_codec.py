@@ -20,7 +20,17 @@ import msgpack
 
 from optimization_emulator.cuopt.decode import JSON, MSGPACK, PICKLE, ZLIB
 
-__all__ = ["JSON", "MSGPACK", "PICKLE", "ZLIB", "AcceptError", "encode", "request_type", "resolve_accept"]
+__all__ = [
+    "JSON",
+    "MSGPACK",
+    "PICKLE",
+    "ZLIB",
+    "AcceptError",
+    "encode",
+    "request_type",
+    "resolve_accept",
+    "transcode",
+]
 
 #: Answer types, and the ``format`` a result file reports for each.
 FORMATS = {JSON: "json", MSGPACK: "msgpack", ZLIB: "zlib"}
@@ -83,3 +93,15 @@ def encode(value: Any, mime: str) -> bytes:
         return msgpack.packb(value)
     text = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
     return zlib.compress(text, 1) if mime == ZLIB else text
+
+
+def transcode(data: bytes, stored: str, mime: str) -> bytes:
+    """A stored answer (the emulator's own bytes, encoded as ``stored``) re-encoded as ``mime``: the
+    legacy server decodes a stored result and encodes it again when a GET asks for another type."""
+    if stored == mime:
+        return data
+    if stored == MSGPACK:
+        value = msgpack.unpackb(data, strict_map_key=False)
+    else:
+        value = json.loads(zlib.decompress(data) if stored == ZLIB else data)
+    return encode(value, mime)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from optimization_emulator.cuopt_server_codec import INCUMBENTS, SOLUTION, STATUS
+from optimization_emulator.cuopt_server_codec import INCUMBENTS, SOLUTION, STATUS, transcode
 from optimization_emulator.cuopt_server_files import write_result_file
 from optimization_emulator.cuopt_server_http import (
     CuOptHttpError,
@@ -33,6 +33,7 @@ from optimization_emulator.cuopt_server_http import (
     error,
     flag,
     json_null,
+    raw,
     unknown_job,
 )
 from optimization_emulator.cuopt_server_jobs import Job, State
@@ -73,9 +74,11 @@ async def solution(server: CuOptServer, request: web.Request) -> web.StreamRespo
             return error(outcome["status"], outcome["message"], mime, error_result=True)
         return error(409, f"job {job.req_id} failed", mime)
     server.count("results_delivered")
-    stored = job.spec.accept  # a result goes back in the type it was encoded in at submission
+    # Stored in the type chosen at submission: sent as it is when the GET asks for that type (or a
+    # wildcard), else decoded and encoded again, as the legacy server does.
+    stored = job.spec.accept
     if outcome.get("file_answer"):
-        return answer(outcome["file_answer"], stored)
+        return answer(outcome["file_answer"], mime)
     target = job.result_file_at_get
     if target is not None and outcome.get("size", 0) >= target[2]:  # the proxy writes it at each GET
         folder, name, _threshold, mode = target
@@ -83,8 +86,11 @@ async def solution(server: CuOptServer, request: web.Request) -> web.StreamRespo
         await asyncio.to_thread(write_result_file, Path(folder), name, data, mode)
         server.count("result_files")
         notes = (outcome.get("warnings", []), outcome.get("notes", []))
-        return answer(file_answer(name, stored, *notes, always=True), stored)
-    return file_response(job.result_path, stored)
+        return answer(file_answer(name, stored, *notes, always=True), mime)
+    if mime == stored:
+        return file_response(job.result_path, stored)
+    data = await asyncio.to_thread(job.result_path.read_bytes)
+    return raw(await asyncio.to_thread(transcode, data, stored, mime), mime)
 
 
 async def delete_solution(server: CuOptServer, request: web.Request) -> web.Response:

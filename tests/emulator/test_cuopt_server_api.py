@@ -133,7 +133,12 @@ def test_wildcard_and_missing_accept(legacy: CuOptServerClient) -> None:
     while decode(legacy.solution(req_id)) == {"reqId": req_id}:
         time.sleep(0.02)
     # GET solution: the type chosen at POST; status: msgpack; incumbents: JSON; no Accept: JSON.
-    assert legacy.solution(req_id, headers={"Accept": "application/*"}).headers["Content-Type"] == MSGPACK
+    stored = legacy.solution(req_id, headers={"Accept": "application/*"})
+    assert stored.headers["Content-Type"] == MSGPACK
+    # Another explicit type: the stored result is decoded and encoded again (legacy server).
+    for kind in (JSON, ZLIB):
+        again = legacy.solution(req_id, headers={"Accept": kind})
+        assert again.headers["Content-Type"] == kind and decode(again) == decode(stored)
     assert legacy.status(req_id, headers={"Accept": "*/*"}).headers["Content-Type"] == MSGPACK
     assert legacy.incumbents(req_id, headers={"Accept": "*/*"}).headers["Content-Type"] == JSON
     assert legacy.status(req_id, headers={"Accept": None}).headers["Content-Type"] == JSON
