@@ -123,7 +123,7 @@ def batch(
         "cached": ("cached", _params(tmp, "tiny", TINY_LP)),
         "validate": ("validate", _params(tmp, "tiny", TINY_LP)),
     }
-    return _run(sh_python, cuopt_server_emulator.cuopt_server_port, "batch", {"runs": runs}, timeout=600)
+    return _run(sh_python, cuopt_server_emulator.cuopt_server_port, "batch", {"runs": runs}, timeout=280)
 
 
 @pytest.fixture
