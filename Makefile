@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install browser lint docs docs-check test test-fast test-compat demo bench reliability emulator clean lock lock-compat
+.PHONY: install browser shclient lint docs docs-check test test-fast test-compat demo bench reliability emulator clean lock lock-compat
 
 $(STAMP): pyproject.toml emulator/pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ browser:
 	then echo "browser: $${UI_BROWSER:-$$(command -v chromium-headless-shell || command -v chromium)}"; \
 	else $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
 		--no-install-recommends chromium-headless-shell >/dev/null && echo "browser: installed chromium-headless-shell"; fi
+
+## The official cuopt-sh-client 26.10.0, unmodified, in its own virtualenv: it pins msgpack==1.2.1,
+## which clashes with the main environment. tests/emulator/test_cuopt_server_conformance.py runs it
+## (and builds it through this target when it is missing).
+SHCLIENT       := .venv-shclient
+SHCLIENT_STAMP := $(SHCLIENT)/.installed-stamp
+
+## Needs only uv from the main venv: the test calls this target while that venv runs pytest, so it
+## must not reinstall the main venv (an order-only $(STAMP) would when pyproject.toml is newer).
+$(SHCLIENT_STAMP): .ci/shclient-constraints.txt
+	test -x $(BIN)/uv || $(MAKE) install
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(SHCLIENT)
+	$(BIN)/uv pip install -q --python $(SHCLIENT)/bin/python -r .ci/shclient-constraints.txt
+	touch $@
+
+shclient: $(SHCLIENT_STAMP)
 
 ## ruff: lint (incl. blocking calls in async code) and formatting, as configured in pyproject.toml.
 lint: $(STAMP)
@@ -116,4 +132,4 @@ lock-compat: $(STAMP)
 		--no-emit-package airflow-provider-optimization-emulator
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) .demo .bench .pytest_cache site
+	rm -rf $(VENV) $(COMPAT_VENV) $(SHCLIENT) .demo .bench .pytest_cache site

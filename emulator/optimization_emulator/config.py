@@ -2,7 +2,8 @@
 
 Precedence is command line > config file > defaults. Apps merge by id (the command line wins), and the
 built-in demo apps are always registered unless a user app takes their id. NVCF settings (the config
-file's ``nvcf`` table, ``--client``, ``--token-ttl``, ``--nvcf-*``) are parsed by ``nvcf_config``.
+file's ``nvcf`` table, ``--client``, ``--token-ttl``, ``--nvcf-*``) are parsed by ``nvcf_config``, those
+of the self-hosted cuOpt server (``cuopt_server``, ``--cuopt-server-*``) by ``cuopt_server_config``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from optimization_emulator.cuopt_server_config import (
+    CuOptServerConfig,
+    add_cuopt_server_arguments,
+    cuopt_server_config_from_mapping,
+    merge_cuopt_server_arguments,
+)
 from optimization_emulator.fault_rules import validate_rules
 from optimization_emulator.limits import Limits
 from optimization_emulator.nvcf_config import (
@@ -109,6 +116,8 @@ class EmulatorConfig:
     log_level: str = "INFO"
     limits: Limits = dataclasses.field(default_factory=Limits)
     nvcf: NvcfConfig = dataclasses.field(default_factory=NvcfConfig)
+    #: The self-hosted cuOpt server API (``/cuopt``) on its own port; not served unless a port is set.
+    cuopt_server: CuOptServerConfig = dataclasses.field(default_factory=CuOptServerConfig)
     #: Fault rules installed at start-up (checked; see fault_rules.validate_rule).
     faults: tuple[dict[str, Any], ...] = ()
     #: Serve https with this PEM certificate (chain) and key: for testing TLS settings offline.
@@ -193,7 +202,9 @@ def parse_app_argument(text: str) -> AppSpec:
 
 def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
     """An :class:`EmulatorConfig` from config-file style settings (unknown keys are an error)."""
-    kwargs = scalar_settings(data, _SCALARS, also_known=("api_keys", "apps", "limits", "nvcf", "faults"))
+    kwargs = scalar_settings(
+        data, _SCALARS, also_known=("api_keys", "apps", "limits", "nvcf", "cuopt_server", "faults")
+    )
     if data.get("api_keys"):
         kwargs["api_keys"] = tuple(str(key) for key in data["api_keys"])
     apps = builtin_apps()
@@ -205,6 +216,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
     except TypeError as exc:
         raise ConfigError(f"limits: {exc}") from exc
     kwargs["nvcf"] = nvcf_config_from_mapping(data.get("nvcf"))
+    kwargs["cuopt_server"] = cuopt_server_config_from_mapping(data.get("cuopt_server"))
     kwargs["faults"] = validate_rules(data.get("faults"))
     return EmulatorConfig(**kwargs)
 
@@ -212,8 +224,8 @@ def config_from_mapping(data: Mapping[str, Any]) -> EmulatorConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m optimization_emulator",
-        description="Local emulator of the Nextmv Cloud API and of NVIDIA cuOpt on NVCF "
-        "(see docs/emulator.md).",
+        description="Local emulator of the Nextmv Cloud API, of NVIDIA cuOpt on NVCF and of the "
+        "self-hosted cuOpt server (see docs/emulator.md).",
     )
     add = parser.add_argument
     add("--host", help="address to listen on (default 127.0.0.1)")
@@ -244,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tls-cert", metavar="PEM", help="serve https with this certificate (chain); needs --tls-key")
     add("--tls-key", metavar="PEM", help="private key of --tls-cert")
     add_nvcf_arguments(parser)
+    add_cuopt_server_arguments(parser)
     return parser
 
 
@@ -256,6 +269,7 @@ def load_config(argv: Sequence[str] | None = None) -> EmulatorConfig:
         if value is not None:
             settings[key] = value
     merge_nvcf_arguments(args, settings)
+    merge_cuopt_server_arguments(args, settings)
     config = config_from_mapping(settings)
     for text in args.apps:
         app = parse_app_argument(text)

@@ -13,18 +13,21 @@ from typing import Any
 
 from aiohttp import web
 
-from optimization_emulator.app_keys import CONFIG, STATS
+from optimization_emulator.app_keys import CONFIG, SITES, STATS
 from optimization_emulator.errors import api_error
-from optimization_emulator.fault_rules import FaultBook, FaultRuleError, normalize_route, validate_rules
+from optimization_emulator.fault_rules import FaultRuleError, normalize_route, validate_rules
 from optimization_emulator.faults import ADMIN_PREFIX, FAULTS, STATS_GROUP
 
 logger = logging.getLogger("optimization_emulator.faults")
 
 
 def _known_routes(app: web.Application) -> set[str]:
+    """Route templates rules may name: the main site's and those of the sites on their own ports."""
+    apps = [app, *(site.app for site in app.get(SITES, ()))]
     return {
         normalize_route(resource.canonical)
-        for resource in app.router.resources()
+        for each in apps
+        for resource in each.router.resources()
         if not resource.canonical.startswith(ADMIN_PREFIX)
     }
 
@@ -76,10 +79,10 @@ def _install_configured(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Fault state, counters and admin routes; the config file's rules are installed at start-up.
+    """Counters and admin routes of the fault rules in ``app[FAULTS]``; the config file's rules are
+    installed at start-up.
 
     Call after the APIs registered their routes; add :func:`inject_faults` to the middlewares."""
-    app[FAULTS] = FaultBook()
     app[STATS].declare(STATS_GROUP, ("injected",), ("by_action",))
     app.router.add_get(ADMIN_PREFIX + "faults", _list)
     app.router.add_post(ADMIN_PREFIX + "faults", _add)

@@ -42,7 +42,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from optimization_emulator import nvcf_api
-from optimization_emulator.app_keys import STATS
+from optimization_emulator.app_keys import FAULT_BODY, STATS
 from optimization_emulator.errors import PROBLEM_JSON, api_error, as_json_error
 from optimization_emulator.fault_rules import (
     PRESIGNED_PREFIX,
@@ -85,7 +85,8 @@ def logged_status(request: web.BaseRequest, status: int) -> int | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _route_template(request: web.Request) -> str | None:
+def route_template(request: web.Request) -> str | None:
+    """The template of the route ``request`` matched (``/v1/applications/{app_id}/runs``); None if none."""
     route = request.match_info.route
     return route.resource.canonical if route.resource is not None else None
 
@@ -96,7 +97,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     book = request.app[FAULTS]
     if not book.rules or request.path.startswith(ADMIN_PREFIX):
         return await handler(request)
-    rule = book.pick(request.method, _route_template(request), request.path)
+    rule = book.pick(request.method, route_template(request), request.path)
     if rule is None:
         return await handler(request)
     request[FAULT_KEY] = rule.action
@@ -222,15 +223,23 @@ def _error_response(request: web.Request, spec: dict[str, Any]) -> web.Response:
     """``spec["status"]`` with ``spec["body"]``, or the API's usual error shape for that status."""
     status, body, content_type = spec["status"], spec["body"], spec["content_type"]
     headers = {hdrs.RETRY_AFTER: spec["retry_after"]} if spec.get("retry_after") is not None else {}
+    site_body = request.app.get(FAULT_BODY)
     if body is not None:
         text = body if isinstance(body, str) else json.dumps(body)
         default_type = "text/plain" if isinstance(body, str) else "application/json"
+        if site_body is not None:  # a site with exact Content-Types (/cuopt): no "; charset=" added
+            return web.Response(
+                body=text.encode(), status=status, headers=headers, content_type=content_type or default_type
+            )
         return web.Response(
             text=text, status=status, headers=headers, content_type=content_type or default_type
         )
     phrase = HTTPStatus(status).phrase
     detail = f"{phrase} (a fault injected by the emulator)"
     path = request.path
+    if site_body is not None and content_type is None:  # a site with its own error shape
+        data, kind = site_body(status, detail)
+        return web.Response(body=data, status=status, headers=headers, content_type=kind)
     if path.startswith(PRESIGNED_PREFIX):
         text, default_type = _s3_error(status, detail), "application/xml"
     elif path.startswith("/v2/nvcf") or path == "/token":

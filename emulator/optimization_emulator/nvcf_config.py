@@ -14,7 +14,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from optimization_emulator.settings import ConfigError, scalar_settings
+from optimization_emulator.settings import (
+    ConfigError,
+    SectionOption,
+    add_section_arguments,
+    merge_section_arguments,
+    scalar_settings,
+)
 
 DEFAULT_CLIENTS = {"emulator-client": "emulator-secret"}
 FUNCTION_STATUSES = ("ACTIVE", "DEPLOYING", "ERROR", "INACTIVE", "DEGRADED", "DEGRADING")
@@ -137,8 +143,8 @@ _SCALARS = {
     "result_url_ttl": float,
     "asset_max_bytes": int,
 }
-#: The NVCF flags with a value: (flag, config-file key, type, metavar, help).
-_OPTIONS = (
+#: The NVCF flags with a value.
+_OPTIONS: tuple[SectionOption, ...] = (
     ("--token-ttl", "token_ttl", float, "SECONDS", "lifetime of issued access tokens (default 600)"),
     (
         "--nvcf-poll-seconds",
@@ -211,16 +217,12 @@ def add_nvcf_arguments(parser: argparse.ArgumentParser) -> None:
         help="client-credentials client for POST /token "
         "(repeatable; default emulator-client:emulator-secret)",
     )
-    for flag, key, kind, metavar, text in _OPTIONS:
-        parser.add_argument(flag, dest=f"nvcf_{key}", type=kind, metavar=metavar, help=text)
+    add_section_arguments(parser, "nvcf", _OPTIONS)
 
 
 def merge_nvcf_arguments(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     """Puts the NVCF flags that were given into ``settings["nvcf"]`` (the command line wins)."""
-    section = dict(settings.get("nvcf") or {})
-    for _flag, key, *_ in _OPTIONS:
-        if getattr(args, f"nvcf_{key}", None) is not None:
-            section[key] = getattr(args, f"nvcf_{key}")
+    section = merge_section_arguments(args, settings, "nvcf", _OPTIONS)
     if getattr(args, "nvcf_clients", None):
         clients = {}
         for text in args.nvcf_clients:

@@ -15,26 +15,28 @@ import shutil
 import signal
 import ssl
 import tempfile
-import time
 from pathlib import Path
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-from optimization_emulator import fault_admin, faults, nextmv_api, nvcf_api, presigned
+from optimization_emulator import cuopt_server_api, fault_admin, faults, nextmv_api, nvcf_api, presigned
 from optimization_emulator.app_keys import (
     CONFIG,
     PROTECTED_PREFIXES,
     REQUEST_LOG,
     SIGNER,
+    SITES,
     STATS,
     STORE,
 )
 from optimization_emulator.config import EmulatorConfig
 from optimization_emulator.errors import api_error, as_json_error
-from optimization_emulator.signing import SIGNATURE_PARAM, UrlSigner
-from optimization_emulator.stats import RequestLog, RequestRecord, Stats
+from optimization_emulator.fault_rules import FaultBook
+from optimization_emulator.recording import record_requests
+from optimization_emulator.signing import UrlSigner
+from optimization_emulator.stats import RequestLog, Stats
 from optimization_emulator.storage import BlobStore
 
 logger = logging.getLogger("optimization_emulator")
@@ -43,8 +45,9 @@ HEALTH_PATH = "/_emulator/health"
 #: Slack above the inline-input limit for the rest of a POST /runs body (options, configuration).
 _BODY_SLACK_BYTES = 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 5.0
-#: The emulated APIs; each ``setup(app)`` registers its routes, counters and auth prefixes.
-API_SETUPS = (nextmv_api.setup, nvcf_api.setup)
+#: The emulated APIs; each ``setup(app)`` registers its routes, counters and auth prefixes (or, like
+#: the self-hosted cuOpt server, a site of its own in ``app[SITES]``).
+API_SETUPS = (nextmv_api.setup, nvcf_api.setup, cuopt_server_api.setup)
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -62,39 +65,16 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def _route_template(request: web.Request) -> str | None:
-    route = request.match_info.route
-    return route.resource.canonical if route.resource is not None else None
-
-
 @web.middleware
-async def record_and_render_errors(request: web.Request, handler) -> web.StreamResponse:
-    """Turns every error into a JSON body and records every request in the admin request log."""
-    status = 500
+async def render_json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Turns every error into a JSON body (aiohttp's own, like unmatched routes, come as text)."""
     try:
-        response = await handler(request)
-        status = response.status
-        return response
+        return await handler(request)
     except web.HTTPException as exc:
-        status = exc.status
         raise as_json_error(exc) from None
     except Exception:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         raise api_error(web.HTTPInternalServerError, "internal emulator error (see its log)") from None
-    finally:
-        request.app[REQUEST_LOG].add(
-            RequestRecord(
-                method=request.method,
-                route=_route_template(request),
-                path=request.path,
-                query={k: "<redacted>" if k == SIGNATURE_PARAM else v for k, v in request.query.items()},
-                status=faults.logged_status(request, status),
-                authorization=hdrs.AUTHORIZATION in request.headers,
-                content_length=request.content_length,
-                time=time.time(),
-                fault=faults.fault_of(request),
-            )
-        )
 
 
 @web.middleware
@@ -141,7 +121,7 @@ def build_app(config: EmulatorConfig) -> web.Application:
     """
     app = web.Application(
         # Faults sit inside the request log (which shows them) and outside auth (a 503 needs no key).
-        middlewares=[record_and_render_errors, faults.inject_faults, require_api_key],
+        middlewares=[record_requests, render_json_errors, faults.inject_faults, require_api_key],
         client_max_size=config.limits.inline_bytes + _BODY_SLACK_BYTES,
     )
     if config.data_dir is not None:
@@ -157,6 +137,8 @@ def build_app(config: EmulatorConfig) -> web.Application:
     app[STATS] = Stats()
     app[REQUEST_LOG] = RequestLog()
     app[PROTECTED_PREFIXES] = [ADMIN_PREFIX]
+    app[SITES] = []
+    app[faults.FAULTS] = FaultBook()  # before the APIs: sites of their own share the rules
     app.router.add_get(HEALTH_PATH, _health)
     app.router.add_get("/_emulator/stats", _stats)
     app.router.add_get("/_emulator/requests", _requests)
@@ -183,20 +165,43 @@ def _ssl_context(config: EmulatorConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: EmulatorConfig) -> None:
-    """Serves until SIGINT or SIGTERM, then stops runs, closes connections and cleans up."""
-    app = build_app(config)
+def _runner(app: web.Application) -> web.AppRunner:
     # In-flight requests (a big upload, say) get a few seconds, not aiohttp's default minute.
-    runner = web.AppRunner(
+    return web.AppRunner(
         app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
+
+
+async def _start(runner: web.AppRunner, config: EmulatorConfig, port: int, port_file: Path | None) -> int:
+    """Serves ``runner`` on ``port`` (0: a free one); returns the bound port, written to ``port_file``."""
     await runner.setup()
+    site = web.TCPSite(runner, config.host, port, ssl_context=_ssl_context(config))
+    await site.start()
+    bound = runner.addresses[0][1]
+    if port_file:
+        _write_atomically(Path(port_file), str(bound))
+    return bound
+
+
+async def serve(config: EmulatorConfig) -> None:
+    """Serves until SIGINT or SIGTERM, then stops runs, closes connections and cleans up.
+
+    The main site comes up first; sites of their own (``app[SITES]`` with a port) after it, and they
+    are stopped before it (its cleanup removes the temporary data dir they use)."""
+    app = build_app(config)
+    runner = _runner(app)
+    extra: list[web.AppRunner] = []
     try:
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config))
-        await site.start()
-        port = runner.addresses[0][1]
+        port = await _start(runner, config, config.port, None)
         set_public_url(app, config.host, port, config.scheme)
-        if config.port_file:
+        for site in app[SITES]:
+            if site.port is None:
+                continue
+            extra.append(_runner(site.app))
+            bound = await _start(extra[-1], config, site.port, site.port_file)
+            url = URL.build(scheme=config.scheme, host=config.host, port=bound)
+            print(f"{site.name} listening on {url}", flush=True)
+        if config.port_file:  # last: launchers wait for it, and every site is up by then
             _write_atomically(Path(config.port_file), str(port))
         logger.info("data dir: %s", app[STORE].root)
         print(
@@ -210,6 +215,8 @@ async def serve(config: EmulatorConfig) -> None:
         await stop.wait()
         logger.info("shutting down")
     finally:
+        for each in reversed(extra):
+            await each.cleanup()
         await runner.cleanup()
 
 

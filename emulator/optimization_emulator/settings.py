@@ -1,9 +1,16 @@
-"""What ``config.py`` and ``nvcf_config.py`` share: the settings error and typed scalar settings."""
+"""What ``config.py`` and the per-API settings modules share: the settings error, typed scalar
+settings, and the flags of a config-file section (``--nvcf-*`` -> ``[nvcf]``, ``--cuopt-server-*`` ->
+``[cuopt_server]``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import argparse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+#: A flag with a value that fills one key of a config-file section:
+#: (flag, config-file key, type, metavar, help).
+SectionOption = tuple[str, str, Callable[[str], Any], str, str]
 
 
 class ConfigError(ValueError):
@@ -30,4 +37,25 @@ def scalar_settings(
                 values[key] = convert(data[key])
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{prefix}setting {key!r}: {exc}") from exc
+    return values
+
+
+def add_section_arguments(
+    parser: argparse.ArgumentParser, section: str, options: Sequence[SectionOption]
+) -> None:
+    """Adds ``options`` to ``parser``; each lands in ``args.<section>_<key>``."""
+    for flag, key, kind, metavar, text in options:
+        parser.add_argument(flag, dest=f"{section}_{key}", type=kind, metavar=metavar, help=text)
+
+
+def merge_section_arguments(
+    args: argparse.Namespace, settings: Mapping[str, Any], section: str, options: Sequence[SectionOption]
+) -> dict[str, Any]:
+    """The config file's ``section`` table with the flags of ``options`` that were given on top
+    (the command line wins)."""
+    values = dict(settings.get(section) or {})
+    for _flag, key, *_ in options:
+        value = getattr(args, f"{section}_{key}", None)
+        if value is not None:
+            values[key] = value
     return values

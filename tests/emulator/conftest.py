@@ -19,7 +19,7 @@ import pytest
 import requests
 from nextmv import PollingOptions
 
-from optimization_emulator.testing.cuopt import NvcfClient
+from optimization_emulator.testing.cuopt import CuOptServerClient, NvcfClient
 from optimization_emulator.testing.emulator import EmulatorProcess
 
 PY = shlex.quote(sys.executable)
@@ -205,3 +205,57 @@ def nvcf_tight_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Em
 @pytest.fixture
 def nvcf_tight(nvcf_tight_emulator: EmulatorProcess) -> NvcfClient:
     return NvcfClient(nvcf_tight_emulator.url, nvcf_tight_emulator.api_key)
+
+
+# -- the self-hosted cuOpt server (/cuopt) --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def cuopt_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory (CUOPT_DATA_DIR) of ``cuopt_server_emulator``, with one problem file."""
+    from optimization_emulator.testing.cuopt import TINY_LP
+
+    root = tmp_path_factory.mktemp("cuopt-data")
+    (root / "problems").mkdir()
+    (root / "problems" / "tiny_lp.json").write_text(json.dumps(TINY_LP))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cuopt_result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The result directory (CUOPT_RESULT_DIR) of ``cuopt_server_emulator``: results of 1 MB or more."""
+    return tmp_path_factory.mktemp("cuopt-results")
+
+
+@pytest.fixture(scope="session")
+def cuopt_server_emulator(cuopt_data_dir: Path, cuopt_result_dir: Path) -> Iterator[EmulatorProcess]:
+    """An emulator whose self-hosted cuOpt API runs as the legacy server (the default), with a data
+    directory and a result directory (threshold CUOPT_MAX_RESULT=1000, i.e. 1 MB)."""
+    args = (
+        "--cuopt-server-data-dir",
+        str(cuopt_data_dir),
+        "--cuopt-server-result-dir",
+        str(cuopt_result_dir),
+    )
+    with EmulatorProcess(extra_args=(*args, "--cuopt-server-max-result", "1000")) as process:
+        yield process
+
+
+@pytest.fixture
+def cuopt_server(cuopt_server_emulator: EmulatorProcess) -> CuOptServerClient:
+    """JSON calls to ``cuopt_server_emulator``'s ``/cuopt`` API."""
+    return CuOptServerClient(cuopt_server_emulator.cuopt_server_url)
+
+
+def running_solver_pid(emulator: EmulatorProcess, req_id: str, timeout: float = 20) -> int:
+    """The pid of job ``req_id``'s solver process, once it runs (from the admin stats)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = emulator.stats()["cuopt_server"]["solver_pids"]
+        if req_id in pids:
+            return pids[req_id]
+        assert time.monotonic() < deadline, f"job {req_id} never started solving"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def solver_pid() -> Callable[..., int]:
+    return running_solver_pid

@@ -10,9 +10,12 @@ heuristic for routing (``routing.py``, ``routing_search.py``). Bad problems rais
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimization_emulator.cuopt.schema import CuOptError, classify
+
+if TYPE_CHECKING:
+    from optimization_emulator.cuopt.lp import SolveObserver
 
 __all__ = ["ACTIONS", "SERVER_VERSION", "CuOptError", "solve"]
 
@@ -23,11 +26,18 @@ _VALIDATE_ACTIONS = {"cuOpt_RoutingValidator", "cuOpt_LPValidator", "cuOpt_Valid
 ACTIONS = frozenset(_SOLVE_ACTIONS | _VALIDATE_ACTIONS)
 
 
-def solve(problem: Any, *, action: str | None = None, client_version: str | None = None) -> dict[str, Any]:
+def solve(
+    problem: Any,
+    *,
+    action: str | None = None,
+    client_version: str | None = None,
+    observer: SolveObserver | None = None,
+) -> dict[str, Any]:
     """Solves (or, for the validator actions, only validates) one cuOpt problem.
 
     ``problem`` is the decoded ``data``: an LPData object, a list of them (batch LP) or an
-    OptimizedRoutingData object. Raises :class:`CuOptError` for invalid requests.
+    OptimizedRoutingData object. ``observer`` (LP/MILP only) takes the solver log and the MIP
+    incumbents. Raises :class:`CuOptError` for invalid requests.
     """
     if action is not None and action not in ACTIONS:
         raise CuOptError(f"unknown action {action!r}; expected one of {', '.join(sorted(ACTIONS))}")
@@ -41,7 +51,7 @@ def solve(problem: Any, *, action: str | None = None, client_version: str | None
             for item in problem if isinstance(problem, list) else [problem]:
                 warnings += lp.parse(item)[1]
             return _body({"msg": "Input is Valid"}, warnings, [])
-        answer, notes, more = lp.solve_batch(problem)
+        answer, notes, more = lp.solve_batch(problem, observer)
         response = {"solver_response": answer, "total_solve_time": time.perf_counter() - started}
         return _body(response, warnings + more, notes)
     from optimization_emulator.cuopt import routing

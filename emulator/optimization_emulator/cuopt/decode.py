@@ -8,6 +8,10 @@ and, last, a restricted unpickler. The emulator sniffs instead, and refuses pick
 * ``0x80`` (the pickle protocol 2+ opcode): rejected with a 422, never unpickled;
 * anything else: msgpack through plain ``msgpack.unpackb`` — no ``object_hook``, no
   msgpack-numpy, whose decoder calls ``pickle.loads`` on object arrays.
+
+The self-hosted server's request bodies say what they are in their Content-Type instead:
+:func:`decode_typed` reads JSON, zlib-compressed JSON and msgpack (with msgpack-numpy's numeric
+arrays, see ``numpy_maps``) and refuses pickle.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from optimization_emulator.cuopt.schema import CuOptError
 MAX_DECODED_BYTES = 2 * 1024**3
 _PICKLE_PROTO = 0x80
 _BOM = b"\xef\xbb\xbf"
+JSON, ZLIB, MSGPACK, PICKLE = (
+    "application/json",
+    "application/zlib",
+    "application/vnd.msgpack",
+    "application/octet-stream",
+)
+#: What a refused pickle body is told (the real server unpickles it; the emulator never does).
+PICKLE_REFUSED = (
+    "application/octet-stream is a Python pickle: the emulator refuses pickle (unpickling runs arbitrary "
+    "code; the real cuopt_server accepts it). Send application/json, application/zlib (zlib-compressed "
+    "JSON) or application/vnd.msgpack"
+)
 
 
 def decode_problem(raw: bytes, *, max_bytes: int = MAX_DECODED_BYTES) -> Any:
@@ -69,10 +85,44 @@ def _unpack_msgpack(raw: bytes) -> Any:
             "the input asset is not JSON, and msgpack is not installed to read it", 422
         ) from None
     try:
-        return msgpack.unpackb(raw)
+        return msgpack.unpackb(raw)  # bin keys (msgpack-numpy's b"nd", ...) stay bytes
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad data
         raise CuOptError(
-            "the input asset is neither JSON, zlib-compressed JSON nor msgpack "
+            "unable to load optimization data stream: neither JSON, zlib-compressed JSON nor msgpack "
             f"({type(exc).__name__}: {exc})",
             422,
         ) from None
+
+
+def decode_typed(raw: bytes, content_type: str, *, max_bytes: int = MAX_DECODED_BYTES) -> Any:
+    """A self-hosted request body of ``content_type`` (json, zlib or msgpack): the problem.
+
+    A msgpack list of ``[content_type, bytes]`` pairs (what ``cuopt-sh-client`` sends for a batch
+    of files) becomes the list of those problems, each decoded by its own type. Raises
+    :class:`CuOptError` (422) for pickle and for bodies that do not decode.
+    """
+    if content_type == PICKLE:
+        raise CuOptError(PICKLE_REFUSED, 422)
+    try:
+        if content_type == ZLIB:
+            return json.loads(_inflate(raw, max_bytes))
+        if content_type == JSON:
+            return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CuOptError(
+            f"unable to load optimization data stream, {type(exc).__name__}: {exc}", 422
+        ) from None
+    if content_type != MSGPACK:
+        raise CuOptError(f"unsupported content type {content_type!r}", 415)
+    from optimization_emulator.cuopt.numpy_maps import expand_numpy_maps
+
+    value = expand_numpy_maps(_unpack_msgpack(raw))
+    if isinstance(value, list) and value and all(_is_typed_part(item) for item in value):
+        return [decode_typed(part, kind, max_bytes=max_bytes) for kind, part in value]
+    return value
+
+
+def _is_typed_part(item: Any) -> bool:
+    return (
+        isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], bytes)
+    )

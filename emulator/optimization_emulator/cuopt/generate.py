@@ -9,6 +9,10 @@ asked for; sizes decide which NVCF path a client takes:
   NVCF's 5 MiB inline limit, so it comes back as a zip (``responseReference``); HiGHS solves it in
   about 1.5 s.
 
+``market_split_problem()`` is the exception, on purpose: a small MILP that branch and bound cannot
+finish (Cornuéjols and Dawande's market split), so it runs until its ``time_limit`` and keeps finding
+better incumbents on the way — for tests of aborts, polling timeouts, incumbents and solver logs.
+
 Command line (JSON on stdout)::
 
     python -m optimization_emulator.cuopt.generate routing --tasks 200 --vehicles 10 --seed 1
@@ -117,6 +121,40 @@ def lp_problem(
     if time_limit is not None:
         problem["solver_config"] = {"time_limit": time_limit}
     return problem
+
+
+def market_split_problem(
+    m: int = 4, n: int = 36, seed: int = 0, *, time_limit: float = 60.0
+) -> dict[str, Any]:
+    """Split ``n`` products between two markets so that each of ``m`` resources is shared half and
+    half: ``A x + s⁺ - s⁻ = d`` with binary ``x``, minimize ``Σ s⁺ + s⁻``. With ``m = 4, n = 36``
+    HiGHS proves nothing within minutes (the LP bound is 0), but finds incumbents within a second."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 100, size=(m, n))
+    demand = (a.sum(axis=1) // 2).astype(float)
+    width = n + 2
+    indices = [[*range(n), n + 2 * i, n + 2 * i + 1] for i in range(m)]
+    values = [[*map(float, a[i]), 1.0, -1.0] for i in range(m)]
+    return {
+        "csr_constraint_matrix": {
+            "offsets": list(range(0, m * width + 1, width)),
+            "indices": [j for row in indices for j in row],
+            "values": [v for row in values for v in row],
+        },
+        "constraint_bounds": {"upper_bounds": demand.tolist(), "lower_bounds": demand.tolist()},
+        "objective_data": {
+            "coefficients": [0.0] * n + [1.0] * (2 * m),
+            "scalability_factor": 1.0,
+            "offset": 0.0,
+        },
+        "variable_bounds": {
+            "upper_bounds": [1.0] * n + ["inf"] * (2 * m),
+            "lower_bounds": [0.0] * (n + 2 * m),
+        },
+        "variable_types": ["I"] * n + ["C"] * (2 * m),
+        "maximize": False,
+        "solver_config": {"time_limit": time_limit},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import highspy
@@ -59,6 +60,19 @@ _TOLERANCE_OPTIONS = {
 }
 #: cuOpt ``method``: 0 concurrent, 1 PDLP, 2 dual simplex, 3 barrier (HiGHS picks for 0 and 1).
 _METHODS = {2: "simplex", 3: "ipm"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SolveObserver:
+    """What the self-hosted server's ``solver_logs`` and ``incumbent_solutions`` ask of a solve.
+
+    ``log_path``: HiGHS writes its log there (the real server's solver log is cuOpt's; HiGHS's own
+    log is what the emulator has). ``on_incumbent(solution, cost, bound)`` is called for every
+    improving MIP solution HiGHS finds (``bound``: its dual bound then, None when infinite).
+    """
+
+    log_path: str | None = None
+    on_incumbent: Callable[[list[float], float, float | None], None] | None = None
 
 
 @dataclasses.dataclass
@@ -183,7 +197,9 @@ def _options(config: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _run(lp: LinearProgram, presolve: str | None = None) -> highspy.Highs:
+def _run(
+    lp: LinearProgram, presolve: str | None = None, observer: SolveObserver | None = None
+) -> highspy.Highs:
     n, m = len(lp.costs), len(lp.offsets) - 1
     model = highspy.HighsLp()
     model.num_col_, model.num_row_ = n, m
@@ -205,6 +221,8 @@ def _run(lp: LinearProgram, presolve: str | None = None) -> highspy.Highs:
         ]
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
+    if observer is not None:
+        _observe(highs, observer)
     highs.setOptionValue("threads", 1)
     highs.setOptionValue("time_limit", lp.time_limit)
     for name, value in {**lp.options, **({"presolve": presolve} if presolve else {})}.items():
@@ -216,12 +234,31 @@ def _run(lp: LinearProgram, presolve: str | None = None) -> highspy.Highs:
     return highs
 
 
-def solve(lp: LinearProgram) -> tuple[dict[str, Any], str]:
+def _observe(highs: highspy.Highs, observer: SolveObserver) -> None:
+    if observer.log_path:
+        highs.setOptionValue("output_flag", True)
+        highs.setOptionValue("log_to_console", False)
+        highs.setOptionValue("log_file", observer.log_path)
+    report = observer.on_incumbent
+    if report is not None:
+
+        def improving(event: Any) -> None:
+            data = event.data_out
+            report(
+                [float(v) for v in data.mip_solution],
+                float(data.objective_function_value),
+                _finite(data.mip_dual_bound),
+            )
+
+        highs.cbMipImprovingSolution.subscribe(improving)
+
+
+def solve(lp: LinearProgram, observer: SolveObserver | None = None) -> tuple[dict[str, Any], str]:
     """Solves ``lp``; returns cuOpt's ``solver_response`` object and the termination note."""
     started = time.perf_counter()
-    highs = _run(lp)
+    highs = _run(lp, observer=observer)
     if highs.getModelStatus() == _MS.kUnboundedOrInfeasible:  # presolve could not tell which
-        highs = _run(lp, presolve="off")
+        highs = _run(lp, presolve="off", observer=observer)
     model_status = highs.getModelStatus()
     mip = lp.category != "LP"
     info = highs.getInfo()
@@ -320,7 +357,7 @@ def _dual_objective(
     )
 
 
-def solve_batch(data: Any) -> tuple[Any, list[str], list[str]]:
+def solve_batch(data: Any, observer: SolveObserver | None = None) -> tuple[Any, list[str], list[str]]:
     """One LPData object or a list of them (batch): ``solver_response`` (list for batch), notes, warnings."""
     problems = data if isinstance(data, list) else [data]
     answers, notes, warnings = [], [], []
@@ -331,7 +368,7 @@ def solve_batch(data: Any) -> tuple[Any, list[str], list[str]]:
             if isinstance(data, list):
                 exc.message = f"batch problem {index}: {exc.message}"
             raise
-        answer, note = solve(lp)
+        answer, note = solve(lp, observer)
         answers.append(answer)
         notes.append(note)
         warnings.extend(item_warnings)

@@ -1,5 +1,5 @@
-"""Test support for cuOpt on NVCF: a plain HTTP client for the emulator, the docs' tiny problems,
-and an independent checker of routing answers.
+"""Test support for cuOpt on NVCF and the self-hosted cuOpt server: plain HTTP clients for the
+emulator, the docs' tiny problems, and an independent checker of routing answers.
 
 Standard library and ``requests`` only (like ``testing.emulator``), so that tests and demos can use
 it without the emulator's solver dependencies.
@@ -16,6 +16,7 @@ import base64
 import itertools
 import math
 import pickle
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,68 @@ class NvcfClient:
         put = requests.put(asset["uploadUrl"], data=data, headers=ASSET_HEADERS, timeout=self.timeout)
         put.raise_for_status()
         return asset["assetId"]
+
+
+class CuOptServerClient:
+    """Raw calls to the emulator's self-hosted cuOpt server API (``/cuopt``); responses are returned,
+    never raised. JSON by default (``Accept: application/json``, ``CLIENT-VERSION: custom``), as a
+    JSON-only client must send them on every call (the server's wildcard default is msgpack)."""
+
+    JSON_HEADERS = {"Accept": "application/json", "CLIENT-VERSION": "custom"}
+
+    def __init__(self, base_url: str, timeout: float = 60) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any):
+        merged = {**self.JSON_HEADERS, **(headers or {})}  # a None value: requests sends no such header
+        return requests.request(method, self.base_url + path, headers=merged, timeout=self.timeout, **kwargs)
+
+    def submit(self, problem: Any = None, *, params: Mapping[str, Any] | None = None, **kwargs: Any):
+        """``POST /cuopt/request`` with ``problem`` as JSON (or ``data=``/``headers=`` as given)."""
+        if problem is not None:
+            kwargs["json"] = problem
+        return self.request("POST", "/cuopt/request", params=params, **kwargs)
+
+    def submit_id(self, problem: Any, **kwargs: Any) -> str:
+        response = self.submit(problem, **kwargs)
+        assert response.status_code == 200, response.text
+        return response.json()["reqId"]
+
+    def solution(self, req_id: str, **kwargs: Any):
+        return self.request("GET", f"/cuopt/solution/{req_id}", **kwargs)
+
+    def wait(self, req_id: str, timeout: float = 60, **kwargs: Any):
+        """The first answer to ``GET /cuopt/solution/{id}`` that is not exactly ``{"reqId"}``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.solution(req_id, **kwargs)
+            pending = response.status_code == 200 and response.json() == {"reqId": req_id}
+            if not pending:
+                return response
+            assert time.monotonic() < deadline, f"job {req_id} still pending after {timeout}s"
+            time.sleep(0.02)
+
+    def solve(self, problem: Any, **kwargs: Any) -> dict[str, Any]:
+        """Submits ``problem`` and returns the done envelope (asserting a 200)."""
+        response = self.wait(self.submit_id(problem, **kwargs))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def status(self, req_id: str, **kwargs: Any):
+        return self.request("GET", f"/cuopt/request/{req_id}?status", **kwargs)
+
+    def abort(self, req_id: str, **kwargs: Any):
+        return self.request("DELETE", f"/cuopt/request/{req_id}", **kwargs)
+
+    def delete(self, req_id: str, **kwargs: Any):
+        return self.request("DELETE", f"/cuopt/solution/{req_id}", **kwargs)
+
+    def incumbents(self, req_id: str, **kwargs: Any):
+        return self.request("GET", f"/cuopt/solution/{req_id}/incumbents", **kwargs)
+
+    def log(self, req_id: str, frombyte: int = 0, **kwargs: Any):
+        return self.request("GET", f"/cuopt/log/{req_id}", params={"frombyte": frombyte}, **kwargs)
 
 
 def check_routing(

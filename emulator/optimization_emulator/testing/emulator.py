@@ -11,6 +11,11 @@ without pulling in aiohttp or solvers.
     with EmulatorProcess(clients={"my-client": "my-secret"}) as emulator:
         # NVCF at emulator.url + "/v2/nvcf", client-credentials tokens from emulator.token_url
         assert emulator.stats()["nvcf"]["assets_live"] == []
+
+    with EmulatorProcess() as emulator:
+        # the self-hosted cuOpt server API (/cuopt) on its own port, for cuopt-sh-client:
+        # CuOptServiceSelfHostClient(ip="127.0.0.1", port=str(emulator.cuopt_server_port))
+        assert emulator.stats()["cuopt_server"]["requests_submitted"] == 0
 """
 
 from __future__ import annotations
@@ -51,7 +56,10 @@ class EmulatorProcess:
         log_path: str | Path | None = None,
         startup_timeout: float = 30.0,
         tls: tuple[str | Path, str | Path] | None = None,
+        cuopt_server_port: int | None = 0,
     ) -> None:
+        """``cuopt_server_port``: where the self-hosted cuOpt server API is served (0: a free port,
+        None: not at all); its other settings go in ``extra_args`` (``--cuopt-server-*``)."""
         if not api_keys:
             raise ValueError("at least one API key is needed")
         self._api_keys = tuple(api_keys)
@@ -65,6 +73,9 @@ class EmulatorProcess:
         self._log_file: IO[bytes] | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._port: int | None = None
+        self._cuopt_server_port_wanted = cuopt_server_port
+        self._cuopt_server_port: int | None = None
+        self._main_port_wanted = 0
         #: (certificate, key) PEM files: serve https; the helper trusts that certificate itself.
         self._tls = (Path(tls[0]), Path(tls[1])) if tls else None
 
@@ -72,8 +83,11 @@ class EmulatorProcess:
 
     def command(self, port_file: Path) -> list[str]:
         """The command line this helper runs."""
-        args = [sys.executable, "-m", "optimization_emulator", "--host", "127.0.0.1", "--port", "0"]
-        args += ["--port-file", str(port_file)]
+        args = [sys.executable, "-m", "optimization_emulator", "--host", "127.0.0.1"]
+        args += ["--port", str(self._main_port_wanted), "--port-file", str(port_file)]
+        if self._cuopt_server_port_wanted is not None:
+            args += ["--cuopt-server-port", str(self._cuopt_server_port_wanted)]
+            args += ["--cuopt-server-port-file", str(self._cuopt_server_port_file(port_file))]
         for key in self._api_keys:
             args += ["--api-key", key]
         for app_id, command in self._apps.items():
@@ -85,6 +99,10 @@ class EmulatorProcess:
         if self._tls is not None:
             args += ["--tls-cert", str(self._tls[0]), "--tls-key", str(self._tls[1])]
         return args + list(self._extra_args)
+
+    @staticmethod
+    def _cuopt_server_port_file(port_file: Path) -> Path:
+        return port_file.with_name("cuopt-server-port")
 
     def start(self) -> EmulatorProcess:
         """Starts the emulator and waits until ``/_emulator/health`` answers."""
@@ -119,8 +137,11 @@ class EmulatorProcess:
                 raise EmulatorError(
                     f"the emulator exited with status {self._process.returncode}:\n{self.log_tail()}"
                 )
-            if self._port is None and port_file.exists():
+            if self._port is None and port_file.exists():  # written once every site is up
                 self._port = int(port_file.read_text(encoding="utf-8"))
+                if self._cuopt_server_port_wanted is not None:
+                    text = self._cuopt_server_port_file(port_file).read_text(encoding="utf-8")
+                    self._cuopt_server_port = int(text)
             if self._port is not None:
                 try:
                     if requests.get(f"{self.url}/_emulator/health", timeout=2, verify=self._verify).ok:
@@ -151,6 +172,21 @@ class EmulatorProcess:
             self._scratch.cleanup()
             self._scratch = None
         self._port = None
+        self._cuopt_server_port = None
+
+    def restart(self) -> EmulatorProcess:
+        """Stops the emulator and starts it again on the same ports, as a server restart does: what
+        it held in memory (runs, NVCF requests, self-hosted cuOpt jobs) is gone afterwards."""
+        port, cuopt_port = self._port, self._cuopt_server_port
+        self.stop()
+        wanted = (self._main_port_wanted, self._cuopt_server_port_wanted)
+        self._main_port_wanted = port or 0
+        if cuopt_port is not None:
+            self._cuopt_server_port_wanted = cuopt_port
+        try:
+            return self.start()
+        finally:
+            self._main_port_wanted, self._cuopt_server_port_wanted = wanted
 
     def __enter__(self) -> EmulatorProcess:
         return self.start()
@@ -165,6 +201,18 @@ class EmulatorProcess:
         if self._port is None:
             raise RuntimeError("the emulator is not running")
         return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._port}"
+
+    @property
+    def cuopt_server_port(self) -> int:
+        """The port of the self-hosted cuOpt server API (``CuOptServiceSelfHostClient(port=...)``)."""
+        if self._cuopt_server_port is None:
+            raise RuntimeError("the emulator is not running, or not serving the self-hosted cuOpt API")
+        return self._cuopt_server_port
+
+    @property
+    def cuopt_server_url(self) -> str:
+        """Base URL of the self-hosted cuOpt server API (its routes are under ``/cuopt``)."""
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.cuopt_server_port}"
 
     @property
     def _verify(self) -> str | bool:
@@ -209,8 +257,10 @@ class EmulatorProcess:
 
         ``nextmv_default`` (Nextmv Cloud) and ``cuopt_default`` (cuOpt on NVCF): host = the
         emulator's URL, password = its API key; the cuOpt one also names the function to invoke
-        (extra ``function_name`` = ``cuopt``, the emulator's default function). Used by the demo, the
-        e2e stack and the pytest plugin's ``optimization_connections`` fixture.
+        (extra ``function_name`` = ``cuopt``, the emulator's default function). When the self-hosted
+        cuOpt API is served, also ``cuopt_server_default`` (type ``cuopt_server``: host with its
+        scheme, port; no credentials, as the real server has none). Used by the demo, the e2e stack
+        and the pytest plugin's ``optimization_connections`` fixture.
         """
         conns = {
             "NEXTMV_DEFAULT": {"conn_type": "nextmv", "host": self.url, "password": self.api_key},
@@ -221,6 +271,12 @@ class EmulatorProcess:
                 "extra": {"function_name": "cuopt"},
             },
         }
+        if self._cuopt_server_port is not None:
+            conns["CUOPT_SERVER_DEFAULT"] = {
+                "conn_type": "cuopt_server",
+                "host": f"{'https' if self._tls else 'http'}://127.0.0.1",
+                "port": self._cuopt_server_port,
+            }
         return {f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in conns.items()}
 
     # -- admin endpoints ----------------------------------------------------------------------------
@@ -240,7 +296,7 @@ class EmulatorProcess:
 
     def stats(self) -> dict:
         """``GET /_emulator/stats``: counters per API, e.g. ``stats()["nextmv"]["uploads"]``,
-        ``stats()["nvcf"]["invocations"]``."""
+        ``stats()["nvcf"]["invocations"]``, ``stats()["cuopt_server"]["requests_submitted"]``."""
         return self._admin("GET", "stats")
 
     def requests_log(self, limit: int = 1000) -> list[dict]:
