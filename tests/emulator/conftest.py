@@ -229,7 +229,12 @@ def cuopt_result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cuopt_server_emulator(cuopt_data_dir: Path, cuopt_result_dir: Path) -> Iterator[EmulatorProcess]:
     """An emulator whose self-hosted cuOpt API runs as the legacy server (the default), with a data
     directory and a result directory (threshold CUOPT_MAX_RESULT=1000, i.e. 1 MB)."""
-    args = ("--cuopt-server-data-dir", str(cuopt_data_dir), "--cuopt-server-result-dir", str(cuopt_result_dir))
+    args = (
+        "--cuopt-server-data-dir",
+        str(cuopt_data_dir),
+        "--cuopt-server-result-dir",
+        str(cuopt_result_dir),
+    )
     with EmulatorProcess(extra_args=(*args, "--cuopt-server-max-result", "1000")) as process:
         yield process
 

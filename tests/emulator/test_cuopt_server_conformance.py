@@ -67,9 +67,7 @@ def sh_python() -> Path:
 
 
 @pytest.fixture
-def run_sh(
-    sh_python: Path, cuopt_server_emulator: EmulatorProcess, tmp_path: Path
-) -> Callable[..., Any]:
+def run_sh(sh_python: Path, cuopt_server_emulator: EmulatorProcess, tmp_path: Path) -> Callable[..., Any]:
     def run(scenario: str, problem: Any = None, env: dict[str, str] | None = None, **params: Any) -> Any:
         params["port"] = cuopt_server_emulator.cuopt_server_port
         if problem is not None:
