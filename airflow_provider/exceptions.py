@@ -119,6 +119,12 @@ class UnsafeArchiveError(ProtocolError):
     """An archive from the service tried to escape its folder or exceeded the size bounds."""
 
 
+class RunRejectedError(PermanentError):
+    """The service ended the request with an error another try would repeat: the problem is invalid,
+    the solver failed on it, or the job was aborted (the self-hosted cuOpt server's ``error`` answers).
+    The message quotes the service."""
+
+
 class RequestGoneError(RunFailedError):
     """NVCF no longer knows the request (404): its result was already handed out once, or it expired."""
 

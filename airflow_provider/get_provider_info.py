@@ -13,6 +13,7 @@ from airflow_provider import __version__
 
 NEXTMV = "Nextmv Cloud"
 CUOPT = "NVIDIA cuOpt (NVCF)"
+CUOPT_SERVER = "NVIDIA cuOpt (self-hosted)"
 
 _TLS_FIELDS: dict[str, Any] = {
     "verify_ssl": {
@@ -46,6 +47,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.nvidia.com/cuopt/",
                 "tags": ["service"],
             },
+            {
+                "integration-name": CUOPT_SERVER,
+                "external-doc-url": "https://docs.nvidia.com/cuopt/user-guide/latest/cuopt-server/index.html",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {
@@ -55,6 +61,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": CUOPT,
                 "python-modules": ["airflow_provider.hooks.cuopt", "airflow_provider.hooks.cuopt_async"],
+            },
+            {
+                "integration-name": CUOPT_SERVER,
+                "python-modules": [
+                    "airflow_provider.hooks.cuopt_server",
+                    "airflow_provider.hooks.cuopt_server_async",
+                ],
             },
         ],
         "operators": [
@@ -126,6 +139,46 @@ def get_provider_info() -> dict[str, Any]:
                     "function_version_id": {
                         "label": "Function version ID",
                         "description": "Pin one function version.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    **_TLS_FIELDS,
+                },
+            },
+            {
+                "connection-type": "cuopt_server",
+                "hook-class-name": "airflow_provider.hooks.cuopt_server.CuOptServerHook",
+                "hook-name": CUOPT_SERVER,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login"],
+                    "relabeling": {
+                        "host": "Server host",
+                        "schema": "Scheme (http or https)",
+                        "password": "Gateway auth header value",
+                    },
+                    "placeholders": {
+                        "host": "cuopt.internal or https://cuopt.internal",
+                        "port": "5000",
+                        "schema": "http",
+                        "password": "secret the gateway in front of the server expects (optional)",
+                    },
+                },
+                "conn-fields": {
+                    "auth_header_name": {
+                        "label": "Gateway auth header name",
+                        "description": "Header the gateway/ingress in front of the server checks (e.g. "
+                        "Authorization, X-API-Key); its value is the password field. The server itself has "
+                        "no authentication.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "client_version": {
+                        "label": "Client version",
+                        "description": "CLIENT-VERSION header; 'custom' skips the server's version check.",
+                        "schema": {"type": ["string", "null"], "default": "custom"},
+                    },
+                    "result_dir": {
+                        "label": "Shared result directory",
+                        "description": "Local mount of the server's CUOPT_RESULT_DIR, to read results the "
+                        "server writes to files (result_file answers). Leave empty if it is not shared.",
                         "schema": {"type": ["string", "null"]},
                     },
                     **_TLS_FIELDS,

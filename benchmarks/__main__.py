@@ -7,11 +7,11 @@ import shutil
 import sys
 import time
 
-from benchmarks import cuopt_asset, imports, transfers, triggerer
+from benchmarks import cuopt_asset, cuopt_server, imports, transfers, triggerer
 from benchmarks.common import MB, REPO, WORK, load_average, machine, services
 from benchmarks.report import Report
 
-SECTIONS = ("upload", "download", "cuopt", "triggerer", "imports")
+SECTIONS = ("upload", "download", "cuopt", "cuopt_server", "triggerer", "imports")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Nextmv output size, MB (default 99.9: just under the 100 MB download limit)",
     )
     add("--cuopt-mb", type=float, default=200, help="cuOpt problem size, MB (default 200)")
+    add("--cuopt-result-mb", type=float, default=100, help="cuOpt server result size, MB (default 100)")
     add("--runs", type=int, default=1000, help="concurrent triggers (default 1000)")
     add("--spread", type=float, default=60, help="the runs end at random over this many seconds (default 60)")
     add("--poll-interval", type=float, default=1.0, help="trigger poll_interval, seconds (default 1)")
@@ -78,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                 transfers.download(svc, report, size=int(args.download_mb * MB), repeat=args.repeat)
             if "cuopt" in args.sections:
                 cuopt_asset.cuopt_asset(svc, report, size=int(args.cuopt_mb * MB), repeat=args.repeat)
+            if "cuopt_server" in args.sections:
+                cuopt_server.cuopt_server_submit(
+                    svc, report, size=int(args.cuopt_mb * MB), repeat=args.repeat
+                )
+                cuopt_server.cuopt_server_result(
+                    svc, report, size=int(args.cuopt_result_mb * MB), repeat=args.repeat
+                )
             if "triggerer" in args.sections:
                 for gc_freeze in (False, True)[: 1 + args.gc_freeze_diagnosis]:
                     triggerer.triggerer(

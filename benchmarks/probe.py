@@ -147,7 +147,74 @@ def cuopt_asset(args: dict[str, Any]) -> dict[str, Any]:
     return measure(lambda: solve(args["uri"]), args["pids"])
 
 
-CASES = {f.__name__: f for f in (upload, download, sink_upload, sdk_upload, cuopt_asset)}
+def cuopt_server_submit(args: dict[str, Any]) -> dict[str, Any]:
+    """``CuOptSolveOperator(problem_uri=..., wait_for_completion=False)`` on a ``cuopt_server``
+    connection: compression, then the streamed POST (timed apart by wrapping the hook's ``_call``)."""
+    from airflow_provider.operators.cuopt import CuOptSolveOperator
+
+    def solve(uri: str) -> dict[str, Any]:
+        op = CuOptSolveOperator(
+            task_id="bench",
+            problem_uri=uri,
+            output_uri="/tmp/unused/",
+            wait_for_completion=False,
+            cuopt_conn_id="cuopt_server_default",
+        )
+        hook, posts, sent = op.hook, [], []
+        call = hook._call
+
+        def timed(method: str, path: str, **kw: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(method, path, **kw)
+            finally:
+                if method == "POST":
+                    posts.append(time.perf_counter() - started)
+                    sent.append(len(kw["data"]))
+
+        hook._call = timed  # type: ignore[method-assign]
+        started = time.perf_counter()
+        op.execute({"ti": TaskInstance()})
+        total = time.perf_counter() - started
+        return {"post_s": sum(posts), "compress_s": total - sum(posts), "sent_bytes": sum(sent)}
+
+    solve(args["warmup_uri"])
+    return measure(lambda: solve(args["uri"]), args["pids"])
+
+
+def cuopt_server_result(args: dict[str, Any]) -> dict[str, Any]:
+    """``CuOptServerHook.poll`` (capped read: a large answer is a finished result) then the streamed,
+    parsed store of the result to ``output_uri``."""
+    import os
+
+    from airflow_provider.hooks.cuopt_server import CuOptServerHook
+
+    os.environ["AIRFLOW_CONN_CUOPT_SERVER_BENCH"] = json.dumps(
+        {"conn_type": "cuopt_server", "host": "127.0.0.1", "port": args["port"]}
+    )
+    hook = CuOptServerHook("cuopt_server_bench", keep_on_server=True)
+
+    def store(out: str) -> dict[str, Any]:
+        answer = hook.poll(args["req_id"])
+        event = hook.outcome_event(answer, None, out)
+        return {"ok": event.status.value == "succeeded", "state": answer.status.value}
+
+    hook.test_connection()  # warm-up: imports, the session
+    return measure(lambda: store(args["out"] + "/"), args["pids"])
+
+
+CASES = {
+    f.__name__: f
+    for f in (
+        upload,
+        download,
+        sink_upload,
+        sdk_upload,
+        cuopt_asset,
+        cuopt_server_submit,
+        cuopt_server_result,
+    )
+}
 
 
 def main() -> None:

@@ -100,6 +100,37 @@ def client_conn_json():
     return cuopt_client_conn_json
 
 
+def cuopt_server_conn_json(emulator, **extra) -> str:
+    """A ``cuopt_server`` connection to ``emulator``'s self-hosted cuOpt API (no credentials: the
+    server has none; ``extra`` adds e.g. ``result_dir`` or ``auth_header_name``)."""
+    payload = {"conn_type": "cuopt_server", "host": "127.0.0.1", "port": emulator.cuopt_server_port}
+    password = extra.pop("password", None)
+    if password:
+        payload["password"] = password
+    if extra:
+        payload["extra"] = extra
+    return json.dumps(payload)
+
+
+@pytest.fixture
+def cuopt_server_point(monkeypatch):
+    """``cuopt_server_point(emulator, conn_id="cuopt_server_default", **extra)``: an ``AIRFLOW_CONN_*``
+    ``cuopt_server`` connection to ``emulator``; returns the connection id."""
+
+    def point(emulator, conn_id: str = "cuopt_server_default", **extra) -> str:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", cuopt_server_conn_json(emulator, **extra))
+        return conn_id
+
+    return point
+
+
+@pytest.fixture
+def cuopt_server_conn(emulator, cuopt_server_point):
+    """``cuopt_server_default`` pointing at the shared emulator's self-hosted cuOpt API."""
+    emulator.reset()
+    return cuopt_server_point(emulator)
+
+
 @pytest.fixture
 def nextmv_conn(emulator, monkeypatch):
     """``nextmv_default`` pointing at the emulator, through the environment (no Airflow DB needed)."""

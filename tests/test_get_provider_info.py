@@ -49,6 +49,7 @@ def test_airflow_cli_lists_the_provider_its_hooks_and_links(tmp_path):
     hooks = {row["connection_type"]: row["class"] for row in cli("hooks")}
     assert hooks["nextmv"] == "airflow_provider.hooks.nextmv.NextmvHook"
     assert hooks["cuopt"] == "airflow_provider.hooks.cuopt.CuOptHook"
+    assert hooks["cuopt_server"] == "airflow_provider.hooks.cuopt_server.CuOptServerHook"
     links = {row["extra_link_class_name"] for row in cli("links")}
     assert "airflow_provider.operators.nextmv.NextmvRunLink" in links
 
@@ -70,7 +71,9 @@ HELPER_MODULES = {
     "airflow_provider.hooks.base",
     "airflow_provider.hooks.base_async",
     "airflow_provider.hooks.cuopt_problems",
+    "airflow_provider.hooks.cuopt_backends",
     "airflow_provider.hooks.cuopt_results",
+    "airflow_provider.hooks.cuopt_server_results",
     "airflow_provider.hooks.nextmv_payloads",
     "airflow_provider.triggers.base",
 }

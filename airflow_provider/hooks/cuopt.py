@@ -321,6 +321,11 @@ class CuOptHook(ServiceHook):
             stored = self.results.store(invocation, output_uri, deadline=deadline)
         return event_for(invocation, asset_id, stored)
 
+    def gone_outcome(self, req_id: str, asset_id: str | None, output_uri: str) -> CuOptSolveEvent:
+        """The one "NVCF said 404" policy (``hooks/cuopt_results.gone_outcome``), as a hook method so
+        operator and sensor ask whichever backend they drive."""
+        return gone_outcome(req_id, asset_id, output_uri)
+
     def wait_for_result(
         self, req_id: str, asset_id: str | None, output_uri: str, *, deadline: float, poll_seconds: int
     ) -> CuOptSolveEvent:

@@ -11,6 +11,7 @@ request will carry.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider.exceptions import InvalidInputError
+from airflow_provider.problems.mps import is_mps_uri, staged_mps_problem
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import MAX_INLINE_BYTES, needs_asset, serialize_problem
 from airflow_provider.utils import uris
@@ -47,13 +49,22 @@ def _looks_like_zlib(head: bytes) -> bool:
 
 
 @contextlib.contextmanager
-def prepare_problem(problem: Any = None, problem_uri: str | None = None) -> Iterator[PreparedProblem]:
+def prepare_problem(
+    problem: Any = None, problem_uri: str | None = None, *, mps_format: str | None = None
+) -> Iterator[PreparedProblem]:
     """Validate and stage a problem before any network call; yields a :class:`PreparedProblem`.
 
     Problems of at most ``MAX_INLINE_BYTES`` of compact JSON stay inline; larger ones (and files
-    already zlib-compressed) are staged as a zlib file.
+    already zlib-compressed) are staged as a zlib file. An MPS file (``.mps``/``.mps.gz``/``.mps.bz2``,
+    or any name with ``mps_format``) is first converted to LPData JSON on this machine (HiGHS), the
+    same for both cuOpt backends.
     """
     rules.exactly_one(("problem", problem), ("problem_uri", problem_uri), "a dict, or a path or URI")
+    if problem_uri is not None and (mps_format or is_mps_uri(problem_uri)):
+        with staged_mps_problem(problem_uri, mps_format=mps_format or "auto") as staged:  # type: ignore[arg-type]
+            with prepare_problem(problem_uri=str(staged.path)) as prepared:
+                yield dataclasses.replace(prepared, what=f"MPS problem {staged.source}")
+        return
     if problem is not None:
         data = serialize_problem(problem)
         if not needs_asset(len(data)):

@@ -1,4 +1,5 @@
-"""Solve a cuOpt problem on NVCF: inline or as a streamed, zlib-compressed asset; wait; store the result."""
+"""Solve a cuOpt problem on NVCF or a self-hosted cuOpt server (chosen by the connection's type):
+send it inline or streamed and zlib-compressed; wait; store the result."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider.hooks.cuopt import CuOptHook
+    from airflow_provider.hooks.cuopt_server import CuOptServerHook
 
 #: NVCF caps a request end to end at one hour (then 408).
 DEFAULT_TIMEOUT = timedelta(hours=1)
@@ -57,7 +59,17 @@ class CuOptSolveOperator(BaseOperator):
         invocation is accepted and let ``CuOptSolveSensor`` wait.
     :param deferrable: wait in the triggerer.
     :param timeout: how long to wait (default 1 h, NVCF's own cap); the task then fails.
-    :param cuopt_conn_id: Airflow connection (type ``cuopt``).
+    :param cuopt_conn_id: Airflow connection: type ``cuopt`` (NVCF) or ``cuopt_server`` (a
+        self-hosted cuOpt server: the problem is POSTed to ``/cuopt/request``, JSON or zlib-JSON, and
+        the job polled about once a second, backing off to ``poll_seconds``; no assets).
+    :param mps_format: read ``problem_uri`` as an MPS file (``"auto"`` or ``"fixed"``), converted to
+        cuOpt's LPData on the worker with HiGHS; ``.mps``/``.mps.gz``/``.mps.bz2`` names are read so
+        without it. QP is refused.
+    :param validation_only / solver_logs / warmstart_id / initial_ids: self-hosted server only: check
+        the problem without solving; copy the end of the solver log into the task log; PDLP warm
+        start from an earlier LP request; VRP initial solutions from earlier requests.
+    :param keep_on_server: self-hosted server only: keep the solution and log on the server after
+        the result is stored (deleted by default).
     """
 
     template_fields: Sequence[str] = (
@@ -68,6 +80,7 @@ class CuOptSolveOperator(BaseOperator):
         "function_name",
         "function_version_id",
         "action",
+        "warmstart_id",
         "cuopt_conn_id",
     )
     template_fields_renderers = {"problem": "json"}
@@ -88,6 +101,12 @@ class CuOptSolveOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         timeout: float | timedelta | None = None,
         cuopt_conn_id: str = "cuopt_default",
+        mps_format: str | None = None,
+        validation_only: bool = False,
+        solver_logs: bool = False,
+        warmstart_id: str | None = None,
+        initial_ids: Sequence[str] | None = None,
+        keep_on_server: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,18 +124,32 @@ class CuOptSolveOperator(BaseOperator):
         self.deferrable = deferrable
         self.timeout = rules.timeout_seconds(timeout, DEFAULT_TIMEOUT)
         self.cuopt_conn_id = cuopt_conn_id
+        self.mps_format = mps_format
+        self.validation_only = validation_only
+        self.solver_logs = solver_logs
+        self.warmstart_id = warmstart_id
+        self.initial_ids = list(initial_ids or [])
+        self.keep_on_server = keep_on_server
         self.asset_id: str | None = None
+        self.req_id: str | None = None
 
     @cached_property
-    def hook(self) -> CuOptHook:
-        from airflow_provider.hooks.cuopt import CuOptHook  # lazy: keeps DAG parsing fast
+    def hook(self) -> CuOptHook | CuOptServerHook:
+        from airflow_provider.hooks.cuopt_backends import cuopt_hook_for  # lazy: keeps DAG parsing fast
+        from airflow_provider.protocol.cuopt_server import SubmitOptions
 
-        return CuOptHook(self.cuopt_conn_id)
+        options = SubmitOptions.of(
+            validation_only=self.validation_only,
+            solver_logs=self.solver_logs,
+            warmstart_id=self.warmstart_id,
+            initial_ids=self.initial_ids,
+        )
+        return cuopt_hook_for(self.cuopt_conn_id, options=options, keep_on_server=self.keep_on_server)
 
     def execute(self, context: Context) -> str:
         deadline = time.time() + self.timeout
         answer, asset_id = self._reattach(context) or self._submit(context)
-        req_id = answer.req_id
+        req_id = self.req_id = answer.req_id
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
         if isinstance(answer, CuOptSolveEvent):  # an earlier try's request, already ended and stored
@@ -136,6 +169,7 @@ class CuOptSolveOperator(BaseOperator):
                     asset_id=asset_id,
                     poll_seconds=self.poll_seconds,
                     cuopt_conn_id=self.cuopt_conn_id,
+                    conn_type=self.hook.conn_type,
                 ),
                 method_name="execute_complete",
                 timeout=None,  # the trigger owns the deadline
@@ -148,7 +182,9 @@ class CuOptSolveOperator(BaseOperator):
     def _submit(self, context: Context) -> tuple[Invocation, str | None]:
         from airflow_provider.hooks.cuopt_problems import prepare_problem
 
-        with prepare_problem(self.problem, self.problem_uri) as prepared:  # all local checks first
+        with prepare_problem(
+            self.problem, self.problem_uri, mps_format=self.mps_format
+        ) as prepared:  # all local checks first
             function = self.hook.resolve_function(
                 self.function_id, self.function_name, self.function_version_id
             )
@@ -163,8 +199,10 @@ class CuOptSolveOperator(BaseOperator):
             except BaseException:
                 self.hook.delete_asset_best_effort(self.asset_id)
                 raise
+        self.req_id = invocation.req_id
         self.log.info(
-            "NVCF request %s accepted (%s)",
+            "%s request %s accepted (%s)",
+            self.hook.service,
             invocation.req_id,
             f"input asset {asset_id}" if asset_id else "inline input",
         )
@@ -187,9 +225,7 @@ class CuOptSolveOperator(BaseOperator):
         try:
             invocation = self.hook.poll(req_id, 1)
         except RequestGoneError:
-            from airflow_provider.hooks.cuopt_results import gone_outcome
-
-            event = gone_outcome(req_id, asset_id, self.output_uri)
+            event = self.hook.gone_outcome(req_id, asset_id, self.output_uri)
             if event.output_paths:
                 self.log.info(
                     "Request %s of an earlier try was already stored at %s (%s)",
@@ -204,7 +240,10 @@ class CuOptSolveOperator(BaseOperator):
             self.hook.delete_asset_best_effort(asset_id)
             return None
         self.log.info(
-            "Re-attaching to NVCF request %s (%s) started by an earlier try", req_id, invocation.status.value
+            "Re-attaching to %s request %s (%s) started by an earlier try",
+            self.hook.service,
+            req_id,
+            invocation.status.value,
         )
         return invocation, asset_id
 
@@ -223,5 +262,9 @@ class CuOptSolveOperator(BaseOperator):
         return event.req_id
 
     def on_kill(self) -> None:
-        """NVCF cannot cancel an exec request; at least do not leave the input asset behind."""
+        """A self-hosted server's job is aborted; NVCF cannot cancel an exec request, so at least the
+        input asset is not left behind."""
         self.hook.delete_asset_best_effort(self.asset_id)
+        cancel = getattr(self.hook, "cancel_best_effort", None)
+        if cancel is not None:
+            cancel(self.req_id)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider.hooks.cuopt import CuOptHook
+    from airflow_provider.hooks.cuopt_server import CuOptServerHook
 
 
 def _optional(value: str | None) -> str | None:
@@ -40,7 +41,12 @@ class CuOptSolveSensor(BaseSensorOperator):
     :param asset_id: input asset to delete afterwards (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='solve', key='asset_id') }}"``.
     :param poll_seconds: NVCF long-poll window of each status call (poke mode: per poke).
-    :param cuopt_conn_id: Airflow connection (type ``cuopt``).
+    :param cuopt_conn_id: Airflow connection: type ``cuopt`` (NVCF) or ``cuopt_server`` (a
+        self-hosted server, polled with ``GET /cuopt/solution/{id}``; ``poll_seconds`` is then the
+        longest pause between polls).
+    :param solver_logs: self-hosted server: copy the end of the job's solver log into the task log
+        (the job must have been submitted with ``solver_logs=True``).
+    :param keep_on_server: self-hosted server: keep the solution (and log) on the server.
     """
 
     template_fields: Sequence[str] = ("req_id", "output_uri", "asset_id", "cuopt_conn_id")
@@ -54,6 +60,8 @@ class CuOptSolveSensor(BaseSensorOperator):
         poll_seconds: int = 10,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cuopt_conn_id: str = "cuopt_default",
+        solver_logs: bool = False,
+        keep_on_server: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,12 +72,16 @@ class CuOptSolveSensor(BaseSensorOperator):
         self.poll_seconds = check_poll_seconds(poll_seconds)
         self.deferrable = deferrable
         self.cuopt_conn_id = cuopt_conn_id
+        self.solver_logs = solver_logs
+        self.keep_on_server = keep_on_server
 
     @cached_property
-    def hook(self) -> CuOptHook:
-        from airflow_provider.hooks.cuopt import CuOptHook  # lazy: keeps DAG parsing fast
+    def hook(self) -> CuOptHook | CuOptServerHook:
+        from airflow_provider.hooks.cuopt_backends import cuopt_hook_for  # lazy: keeps DAG parsing fast
+        from airflow_provider.protocol.cuopt_server import SubmitOptions
 
-        return CuOptHook(self.cuopt_conn_id)
+        options = SubmitOptions.of(solver_logs=self.solver_logs)
+        return cuopt_hook_for(self.cuopt_conn_id, options=options, keep_on_server=self.keep_on_server)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -84,6 +96,7 @@ class CuOptSolveSensor(BaseSensorOperator):
                 asset_id=_optional(self.asset_id),
                 poll_seconds=self.poll_seconds,
                 cuopt_conn_id=self.cuopt_conn_id,
+                conn_type=self.hook.conn_type,
             ),
             method_name="execute_complete",
             timeout=None,
@@ -94,16 +107,17 @@ class CuOptSolveSensor(BaseSensorOperator):
         try:
             invocation = self.hook.poll(self.req_id, self.poll_seconds)
         except RequestGoneError:
-            from airflow_provider.hooks.cuopt_results import gone_outcome
-
-            event = gone_outcome(self.req_id, asset_id, self.output_uri)
+            event = self.hook.gone_outcome(self.req_id, asset_id, self.output_uri)
             if event.output_paths:
                 self.log.info(
-                    "NVCF request %s was already received and stored at %s", self.req_id, event.output_paths
+                    "%s request %s was already received and stored at %s",
+                    self.hook.service,
+                    self.req_id,
+                    event.output_paths,
                 )
             return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
         if invocation.pending:
-            self.log.info("NVCF request %s is %s", self.req_id, invocation.status.value)
+            self.log.info("%s request %s is %s", self.hook.service, self.req_id, invocation.status.value)
             return False
         event = self.hook.outcome_event(invocation, asset_id, self.output_uri)
         return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))

@@ -6,6 +6,10 @@ NVCF hands a finished result out exactly once, so the poll that receives it pers
 damaged large-result zip is downloaded again here too). The event carries only paths. The input
 asset is deleted once the request has ended. Serialisation, the absolute deadline, the one event and
 the error event come from :class:`~airflow_provider.triggers.base.ProviderTrigger`.
+
+The same trigger waits for a self-hosted cuOpt server's job when ``conn_type`` is ``cuopt_server``:
+then ``CuOptServerAsyncHook.wait_for_result`` polls ``GET /cuopt/solution/{id}`` and the killed
+task's job is aborted (``DELETE /cuopt/request/{id}``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, eve
 from airflow_provider.exceptions import RequestGoneError
 from airflow_provider.hooks.cuopt_async import CuOptAsyncHook
 from airflow_provider.hooks.cuopt_results import gone_outcome, store_result
+from airflow_provider.hooks.cuopt_server import timeout_event as server_timeout_event
+from airflow_provider.hooks.cuopt_server_async import CuOptServerAsyncHook
 from airflow_provider.protocol.cuopt import DEFAULT_POLL_SECONDS, InvocationStatus, poll_window
+from airflow_provider.protocol.cuopt_server import CONN_TYPE as SERVER_CONN_TYPE
 from airflow_provider.triggers.base import ProviderTrigger
 from airflow_provider.utils.polling import early_answer_pause
 
@@ -31,9 +38,18 @@ class CuOptSolveTrigger(ProviderTrigger):
     :param asset_id: input asset to delete once the request has ended (or None).
     :param poll_seconds: NVCF long-poll window per status call.
     :param cuopt_conn_id: Airflow connection id.
+    :param conn_type: the connection's type: ``cuopt`` (NVCF) or ``cuopt_server`` (self-hosted).
     """
 
-    serialized_fields = ("req_id", "output_uri", "end_time", "asset_id", "poll_seconds", "cuopt_conn_id")
+    serialized_fields = (
+        "req_id",
+        "output_uri",
+        "end_time",
+        "asset_id",
+        "poll_seconds",
+        "cuopt_conn_id",
+        "conn_type",
+    )
 
     def __init__(
         self,
@@ -44,6 +60,7 @@ class CuOptSolveTrigger(ProviderTrigger):
         asset_id: str | None = None,
         poll_seconds: int = DEFAULT_POLL_SECONDS,
         cuopt_conn_id: str = "cuopt_default",
+        conn_type: str = "cuopt",
     ) -> None:
         super().__init__()
         self.req_id = str(req_id)
@@ -52,15 +69,34 @@ class CuOptSolveTrigger(ProviderTrigger):
         self.asset_id = str(asset_id) if asset_id else None
         self.poll_seconds = int(poll_seconds)
         self.cuopt_conn_id = str(cuopt_conn_id)
+        self.conn_type = str(conn_type)
+
+    @property
+    def on_server(self) -> bool:
+        return self.conn_type == SERVER_CONN_TYPE
+
+    def _server_hook(self) -> CuOptServerAsyncHook:
+        return CuOptServerAsyncHook(self.cuopt_conn_id)
 
     def _hook(self) -> CuOptAsyncHook:
         return CuOptAsyncHook(self.cuopt_conn_id)
 
     def describe(self) -> str:
+        if self.on_server:
+            return f"cuOpt server request {self.req_id}"
         return f"NVCF request {self.req_id} (asset {self.asset_id})"
 
     async def wait(self) -> CuOptSolveEvent:
         """The same decisions, in the same order, as ``CuOptHook.wait_for_result``."""
+        if self.on_server:
+            async with self._server_hook() as server:
+                return await server.wait_for_result(
+                    self.req_id,
+                    self.output_uri,
+                    end_time=self.end_time,
+                    poll_seconds=self.poll_seconds,
+                    slack=self.deadline_slack,
+                )
         early = 0
         async with self._hook() as hook:
             while True:
@@ -94,6 +130,8 @@ class CuOptSolveTrigger(ProviderTrigger):
                 return event_for(invocation, self.asset_id, stored)
 
     def timeout_event(self) -> CuOptSolveEvent:
+        if self.on_server:
+            return server_timeout_event(self.req_id)
         return timeout_event(self.req_id, self.asset_id)
 
     def error_event(self, message: str) -> CuOptSolveEvent:
@@ -113,7 +151,13 @@ class CuOptSolveTrigger(ProviderTrigger):
         return outcome.with_asset_deleted()
 
     async def cancel_remote(self) -> None:
-        """NVCF cannot cancel an exec request; at least drop the input asset (Airflow 3.3+ ``on_kill``)."""
+        """Abort a self-hosted server's job; NVCF cannot cancel an exec request, so at least drop the
+        input asset (Airflow 3.3+ ``on_kill``)."""
+        if self.on_server:
+            async with self._server_hook() as server:
+                await server.cancel(self.req_id)
+            self.log.info("Aborted cuOpt server request %s after the task was killed", self.req_id)
+            return
         if self.asset_id:
             async with self._hook() as hook:
                 await hook.delete_asset(self.asset_id)

@@ -79,6 +79,7 @@ class AsyncApi:
         headers: Mapping[str, str] | None = None,
         data: bytes | Mapping[str, str] | None = None,
         accept: Callable[[int, Any], bool] | None = None,
+        decode: Callable[[int, Mapping[str, str], bytes], Any] | None = None,
         cap: int = MAX_API_BODY_BYTES,
         read_timeout: float | None = None,
         deadline: float | None = None,
@@ -123,6 +124,7 @@ class AsyncApi:
                     target=target,
                     what=what,
                     accept=accept,
+                    decode=decode,
                 )
 
         try:

@@ -185,11 +185,18 @@ def answer_or_raise(
     what: str,
     accept: Callable[[int, Any], bool] | None = None,
     parse: bool = True,
+    decode: Callable[[int, Mapping[str, str], bytes], Any] | None = None,
 ) -> Answer:
     """The one mapping of a read answer: JSON-parsed :class:`Answer`, or :class:`ServiceHTTPError`
     with the service's own words and ``Retry-After``. ``accept`` lets an error status whose body is
-    a meaningful outcome through (NVCF error envelopes)."""
-    payload = parse_json_answer(body, service, what) if parse and (status < 400 or accept) else None
+    a meaningful outcome through (NVCF error envelopes). ``decode`` replaces the JSON parsing (a
+    service whose answers must be checked before they are parsed: the self-hosted cuOpt server's
+    Content-Type rules); it runs inside the retry loop, so what it raises is judged like the rest."""
+    if decode is not None:
+        payload = decode(status, headers, body)
+        parse = True
+    else:
+        payload = parse_json_answer(body, service, what) if parse and (status < 400 or accept) else None
     if status >= 400 and not (accept and accept(status, payload)):
         raise ServiceHTTPError(
             service,

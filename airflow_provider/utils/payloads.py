@@ -86,3 +86,29 @@ class StreamingBody:
             raise InvalidInputError(
                 f"{self.what} shrank while it was being uploaded ({self.sent:,} of {self.size:,} bytes)."
             )
+
+
+class FileBody(StreamingBody):
+    """A :class:`StreamingBody` of a local file that can be sent again: every iteration starts at
+    the first byte (a retried POST re-reads the file), and :attr:`sent` tells afterwards whether the
+    last attempt got through the whole body (a reset mid-upload provably delivered nothing usable)."""
+
+    def __init__(self, path: str, size: int, what: str, chunk_size: int = 1024 * 1024) -> None:
+        super().__init__((), size, what)
+        self.path = path
+        self.chunk_size = chunk_size
+
+    def _read(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            while chunk := f.read(self.chunk_size):
+                yield chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.sent = 0
+        self._chunks = self._read()
+        return super().__iter__()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the last attempt handed every byte to the connection."""
+        return self.sent >= self.size

@@ -210,6 +210,7 @@ class SyncApi:
         data: bytes | Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         accept: Callable[[int, Any], bool] | None = None,
+        decode: Callable[[int, Mapping[str, str], bytes], Any] | None = None,
         parse: bool = True,
         cap: int = MAX_API_BODY_BYTES,
         read_timeout: float | None = None,
@@ -255,6 +256,7 @@ class SyncApi:
                     target=target,
                     what=what,
                     accept=accept,
+                    decode=decode,
                     parse=parse,
                 )
 

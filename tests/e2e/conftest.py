@@ -37,6 +37,9 @@ EXAMPLE_DAGS = REPO / "example_dags"
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 #: Seconds every NVCF request of the slow emulator stays pending.
 NVCF_DELAY = 25
+#: Seconds every self-hosted cuOpt server job of the slow emulator stays queued (long enough to kill
+#: the triggerer, wait out its health threshold and start a new one).
+CUOPT_SERVER_DELAY = 45
 #: The slow emulator's Nextmv app ``gated`` ends this long after its start even if the gate stays shut.
 GATE_MAX_SECONDS = 120
 #: After a triggerer dies, its triggers are taken over once its heartbeat is this old (default 30 s).
@@ -49,6 +52,9 @@ class E2ESecrets:
 
     nextmv_api_key: str = "e2e-nextmv-key-5c1f0a9e7b3d42c8"
     nvcf_api_key: str = "nvapi-e2e-nvcf-key-8d2b6e4f1a7c9035"
+    #: The value of the gateway header on the ``cuopt_server_slow`` connection (the server itself
+    #: ignores it; it must never show up in a log or an XCom either).
+    gateway_secret: str = "e2e-gateway-secret-71c4d9a2e0b65f38"
     client_id: str = "e2e-client"
     client_secret: str = "e2e-client-secret-3f9a7c1e5b2d8064"
 
@@ -113,6 +119,8 @@ def slow_emulator(tmp_path_factory, _gate_file):
         str(NVCF_DELAY),
         "--nvcf-max-parallel",
         "2",
+        "--cuopt-server-queue-delay",
+        str(CUOPT_SERVER_DELAY),
     )
     # echoes its input once the gate file exists: a run ends when the test says so, however slowly
     # Airflow got there on a loaded machine
@@ -151,8 +159,17 @@ def nextmv_gate(slow_emulator, _gate_file) -> Iterator[NextmvGate]:
     gate.open()  # never leave runs waiting for the next test
 
 
-def stack_connections(e2e_url: str, e2e_token_url: str, slow_url: str, slow_token_url: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables of the e2e stack (see the module docstring)."""
+def stack_connections(
+    e2e_url: str,
+    e2e_token_url: str,
+    slow_url: str,
+    slow_token_url: str,
+    e2e_cuopt_server_port: int | None = None,
+    slow_cuopt_server_port: int | None = None,
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables of the e2e stack (see the module docstring); with the emulators'
+    self-hosted cuOpt ports also ``cuopt_server_default`` (example DAG) and ``cuopt_server_slow``
+    (with a gateway header whose value is a secret)."""
 
     def client_credentials(url: str, token_url: str) -> dict:
         return {
@@ -178,6 +195,20 @@ def stack_connections(e2e_url: str, e2e_token_url: str, slow_url: str, slow_toke
         },
         "CUOPT_SLOW_CC": client_credentials(slow_url, slow_token_url),
     }
+    if e2e_cuopt_server_port is not None:
+        conns["CUOPT_SERVER_DEFAULT"] = {
+            "conn_type": "cuopt_server",
+            "host": "127.0.0.1",
+            "port": e2e_cuopt_server_port,
+        }
+    if slow_cuopt_server_port is not None:
+        conns["CUOPT_SERVER_SLOW"] = {
+            "conn_type": "cuopt_server",
+            "host": "http://127.0.0.1",
+            "port": slow_cuopt_server_port,
+            "password": SECRETS.gateway_secret,
+            "extra": {"auth_header_name": "X-Gateway-Key"},
+        }
     return {f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in conns.items()}
 
 
@@ -190,7 +221,12 @@ def airflow_stack(e2e_emulator, slow_emulator, tmp_path_factory):
     shutil.copytree(TEST_DAGS, dags, dirs_exist_ok=True, ignore=ignore)
     home = tmp_path_factory.mktemp("airflow-home")
     env = stack_connections(
-        e2e_emulator.url, e2e_emulator.token_url, slow_emulator.url, slow_emulator.token_url
+        e2e_emulator.url,
+        e2e_emulator.token_url,
+        slow_emulator.url,
+        slow_emulator.token_url,
+        e2e_emulator.cuopt_server_port,
+        slow_emulator.cuopt_server_port,
     )
     env["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"] = str(TRIGGERER_HEALTH_CHECK_THRESHOLD)
     # 4 LocalExecutor workers: the worker-kill test holds 3 slots at once (sync waits, a held task)

@@ -170,6 +170,7 @@ def test_no_secret_in_logs_outputs_or_xcoms(airflow_stack, e2e_emulator, e2e_sec
             "Nextmv API key": secrets.nextmv_api_key.encode(),
             "NVCF API key": secrets.nvcf_api_key.encode(),
             "client secret": secrets.client_secret.encode(),
+            "cuOpt server gateway secret": secrets.gateway_secret.encode(),
             "client id:secret (Basic)": basic,
         },
         emulator_jwt_header=token.split(".")[0].encode(),
