@@ -65,9 +65,10 @@ class CuOptSolveOperator(BaseOperator):
     :param mps_format: read ``problem_uri`` as an MPS file (``"auto"`` or ``"fixed"``), converted to
         cuOpt's LPData on the worker with HiGHS; ``.mps``/``.mps.gz``/``.mps.bz2`` names are read so
         without it. QP is refused.
-    :param validation_only / solver_logs / warmstart_id / initial_ids: self-hosted server only: check
-        the problem without solving; copy the end of the solver log into the task log; PDLP warm
-        start from an earlier LP request; VRP initial solutions from earlier requests.
+    :param validation_only: self-hosted server only: check the problem without solving.
+    :param solver_logs: self-hosted server only: copy the end of the solver log into the task log.
+    :param warmstart_id: self-hosted server only: PDLP warm start from an earlier LP request.
+    :param initial_ids: self-hosted server only: VRP initial solutions from earlier requests.
     :param keep_on_server: self-hosted server only: keep the solution and log on the server after
         the result is stored (deleted by default).
     """

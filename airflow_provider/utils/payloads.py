@@ -90,7 +90,7 @@ class StreamingBody:
 
 class FileBody(StreamingBody):
     """A :class:`StreamingBody` of a local file that can be sent again: every iteration starts at
-    the first byte (a retried POST re-reads the file), and :attr:`sent` tells afterwards whether the
+    the first byte (a retried POST re-reads the file), and ``sent`` tells afterwards whether the
     last attempt got through the whole body (a reset mid-upload provably delivered nothing usable)."""
 
     def __init__(self, path: str, size: int, what: str, chunk_size: int = 1024 * 1024) -> None:
