@@ -31,7 +31,9 @@ class SolveEventStatus(str, Enum):
 
 
 #: Outcomes the service itself decided (the request is over): a retry must not wait for it again.
-ENDED_ON_SERVICE = frozenset({SolveEventStatus.SUCCEEDED, SolveEventStatus.INFEASIBLE, SolveEventStatus.FAILED})
+ENDED_ON_SERVICE = frozenset(
+    {SolveEventStatus.SUCCEEDED, SolveEventStatus.INFEASIBLE, SolveEventStatus.FAILED}
+)
 
 
 @dataclass(frozen=True)

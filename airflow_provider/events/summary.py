@@ -65,7 +65,9 @@ class SolveStatus(str, Enum):
         return self in (SolveStatus.INFEASIBLE, SolveStatus.UNBOUNDED)
 
 
-_USABLE = frozenset({SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.SUCCEEDED, SolveStatus.TIME_LIMIT})
+_USABLE = frozenset(
+    {SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.SUCCEEDED, SolveStatus.TIME_LIMIT}
+)
 
 #: Solver words (lower-cased, "-"/" " as "_") and what they mean; shared by every mapper.
 _WORDS = {
@@ -182,7 +184,11 @@ class SolutionSummary:
         }
 
 
-def summary_publisher(context: Mapping[str, Any]) -> Callable[[SolutionSummary], None]:
+#: What the completion code hands a summary to before it returns or raises.
+Publish = Callable[["SolutionSummary"], None]
+
+
+def summary_publisher(context: Mapping[str, Any]) -> Publish:
     """The callback that pushes a summary as the task's ``solution_summary`` XCom."""
 
     def publish(summary: SolutionSummary) -> None:

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, event_for, timeout_event
+from airflow_provider.events.summary import Publish
 from airflow_provider.exceptions import (
     AmbiguousSubmissionError,
     MalformedResponseError,
@@ -25,7 +26,7 @@ from airflow_provider.exceptions import (
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.base import ServiceHook
-from airflow_provider.hooks.cuopt_outcome import Publish, finish_solve
+from airflow_provider.hooks.cuopt_outcome import finish_solve
 from airflow_provider.hooks.cuopt_problems import PreparedProblem
 from airflow_provider.hooks.cuopt_results import ResultRetriever, gone_outcome
 from airflow_provider.protocol import cuopt as proto

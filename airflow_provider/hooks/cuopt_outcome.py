@@ -11,12 +11,11 @@ retry exactly as it failed the first try — never a success.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
-from airflow_provider.events.summary import SolutionSummary, SolveStatus
+from airflow_provider.events.summary import Publish, SolutionSummary, SolveStatus
 from airflow_provider.exceptions import ServiceUnavailableError
 from airflow_provider.hooks.cuopt_results import MAX_SUMMARY_READ_BYTES, read_summary
 from airflow_provider.protocol.cuopt_results import cuopt_summary
@@ -27,8 +26,6 @@ from airflow_provider.protocol.outcomes import (
 )
 from airflow_provider.utils.redact import redact_text
 from airflow_provider.utils.remote_logs import log_remote_lines
-
-Publish = Callable[[SolutionSummary], None]
 
 _EVENT_STATUS = {
     SolveEventStatus.SUCCEEDED: SolveStatus.SUCCEEDED,
@@ -69,7 +66,9 @@ def summarize_event(
         logger.warning("Could not read the stored cuOpt result back for its summary: %s", exc)
         return event_summary(event, service)
     log_remote_lines(logger, f"cuOpt notes of request {event.req_id}", result.notes, remote_log_max_bytes)
-    log_remote_lines(logger, f"cuOpt warnings of request {event.req_id}", result.warnings, remote_log_max_bytes)
+    log_remote_lines(
+        logger, f"cuOpt warnings of request {event.req_id}", result.warnings, remote_log_max_bytes
+    )
     return cuopt_summary(
         result,
         service=service,
@@ -96,7 +95,9 @@ def finish_solve(
     :param publish: receives the summary before anything is raised (the operators push it as XCom).
     :param timeout_note: appended to the timeout error (e.g. whether the backend could cancel).
     """
-    summary = summarize_event(event, service=service, logger=logger, remote_log_max_bytes=remote_log_max_bytes)
+    summary = summarize_event(
+        event, service=service, logger=logger, remote_log_max_bytes=remote_log_max_bytes
+    )
     if event.status is SolveEventStatus.SUCCEEDED and not summary.status.has_solution:
         # the receiver judged the whole result usable; a bounded read back must not overrule it
         summary = replace(summary, status=SolveStatus.SUCCEEDED)

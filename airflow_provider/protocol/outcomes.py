@@ -9,6 +9,8 @@ successful task whose ``solution_summary`` says so. The table is in ``docs/outco
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from airflow_provider.events.summary import SolveStatus
 from airflow_provider.exceptions import (
@@ -20,6 +22,7 @@ from airflow_provider.exceptions import (
     RunTimeoutError,
     ServiceUnavailableError,
 )
+from airflow_provider.protocol.nextmv import run_error_message
 
 ON_INFEASIBLE = ("fail", "succeed")
 #: Default bound of the remote log (Nextmv run log, cuOpt notes and warnings) copied into the task log.
@@ -59,6 +62,11 @@ def nextmv_failure_status(message: str) -> SolveStatus:
     options (the same input fails the same way), else :attr:`SolveStatus.ERROR` (an app crash or a
     platform failure, which a new run may not meet)."""
     return SolveStatus.INVALID if _INVALID_INPUT.search(message or "") else SolveStatus.ERROR
+
+
+def failed_on_input(metadata_response: Mapping[str, Any]) -> bool:
+    """A failed run's metadata says it failed on its input or options (see :func:`nextmv_failure_status`)."""
+    return nextmv_failure_status(run_error_message(metadata_response)) is SolveStatus.INVALID
 
 
 def failure_for(status: SolveStatus, on_infeasible: str, message: str) -> OptimizationError | None:
