@@ -80,7 +80,7 @@ def test_optimal_lp_summary(cuopt_conn, context, tmp_path, deferrable):
 def test_milp_summary_has_bound_and_gap(cuopt_conn, context, tmp_path):
     solve(cuopt_conn, tmp_path, lp(integer=True, costs=(-1.0, -1.0))).execute(context)
     summary = context["ti"].xcoms[SUMMARY_XCOM_KEY]
-    assert summary["status"] == "optimal" and summary["problem_kind"] == "MIP"
+    assert summary["status"] == "optimal" and summary["problem_kind"] == "IP"  # all-integer
     assert summary["objective"] == pytest.approx(-1.0)  # x=1, y=0 or x=0, y=1 within 3x+4y<=5.4
     assert summary["best_bound"] == pytest.approx(-1.0) and summary["gap"] == pytest.approx(0.0, abs=1e-6)
 
@@ -93,7 +93,8 @@ def test_no_solution_fails_without_retries(cuopt_conn, context, tmp_path, deferr
         run(op, context, deferrable)
     assert isinstance(info.value, AirflowFailException) and isinstance(info.value, RunFailedError)
     summary = context["ti"].xcoms[SUMMARY_XCOM_KEY]
-    assert summary["status"] == status and summary["objective"] is None
+    assert summary["status"] == status
+    assert summary["objective"] is None or status == "unbounded"  # an unbounded LP may hold a feasible point
     assert summary["output_paths"]  # the result is kept for inspection
 
 
