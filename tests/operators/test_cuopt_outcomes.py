@@ -20,7 +20,11 @@ from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 def lp(*, upper=(5.4, 4.9), maximize=False, integer=False, costs=(-0.2, 0.1)):
     """The cuOpt docs' tiny LP (optimum -0.36 at x=1.8, y=0), or a variant of it."""
     problem = {
-        "csr_constraint_matrix": {"offsets": [0, 2, 4], "indices": [0, 1, 0, 1], "values": [3.0, 4.0, 2.7, 10.1]},
+        "csr_constraint_matrix": {
+            "offsets": [0, 2, 4],
+            "indices": [0, 1, 0, 1],
+            "values": [3.0, 4.0, 2.7, 10.1],
+        },
         "constraint_bounds": {"upper_bounds": list(upper), "lower_bounds": ["ninf", "ninf"]},
         "objective_data": {"coefficients": list(costs), "scalability_factor": 1.0, "offset": 0.0},
         "variable_bounds": {"upper_bounds": ["inf", "inf"], "lower_bounds": [0.0, 0.0]},
@@ -72,7 +76,9 @@ def test_optimal_lp_summary(cuopt_conn, context, tmp_path, deferrable):
     assert summary["status"] == "optimal" and summary["problem_kind"] == "LP"
     assert summary["objective"] == pytest.approx(-0.36)
     assert summary["gap"] is not None and summary["solve_time_s"] >= 0
-    assert summary["output_paths"] == [str(tmp_path / f"{req_id}.json")] == context["ti"].xcoms["output_paths"]
+    assert (
+        summary["output_paths"] == [str(tmp_path / f"{req_id}.json")] == context["ti"].xcoms["output_paths"]
+    )
     assert summary["link"] is None and summary["metrics"] is None
     assert len(json.dumps(summary)) < 2000  # small: never the solution
 
@@ -106,7 +112,9 @@ def test_on_infeasible_succeed(cuopt_conn, context, tmp_path, deferrable):
     assert context["ti"].xcoms["output_paths"] == [str(tmp_path / f"{req_id}.json")]
 
 
-def test_retry_meeting_the_stored_infeasible_result_fails_again(cuopt_conn, emulator, context, next_try, tmp_path):
+def test_retry_meeting_the_stored_infeasible_result_fails_again(
+    cuopt_conn, emulator, context, next_try, tmp_path
+):
     """The issue's scenario: the first try stored an infeasible result; a retry that re-attaches to
     that request (NVCF now answers 404) must end as the result says, not succeed on "already stored"."""
     emulator.reset()

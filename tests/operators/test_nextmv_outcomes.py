@@ -22,7 +22,11 @@ from airflow_provider.sensors.nextmv import NextmvRunSensor
 from airflow_provider.triggers.nextmv import NextmvRunTrigger
 
 FAST = dict(poll_interval=0.1, max_poll_interval=0.3)
-ITEMS = [{"id": "a", "value": 10, "weight": 5}, {"id": "b", "value": 7, "weight": 4}, {"id": "c", "value": 3, "weight": 6}]
+ITEMS = [
+    {"id": "a", "value": 10, "weight": 5},
+    {"id": "b", "value": 7, "weight": 4},
+    {"id": "c", "value": 3, "weight": 6},
+]
 
 
 def run(op, context, deferrable):
@@ -90,7 +94,12 @@ def test_app_without_figures_reads_succeeded(nextmv_conn, context):
 def test_app_reported_infeasible_fails_or_succeeds(nextmv_conn, context, tmp_path, deferrable):
     output = {"metrics": {"status": "infeasible"}, "solutions": []}
     op = NextmvRunOperator(
-        task_id="s", app_id="echo", input=output, output_uri=str(tmp_path / "o.json"), deferrable=deferrable, **FAST
+        task_id="s",
+        app_id="echo",
+        input=output,
+        output_uri=str(tmp_path / "o.json"),
+        deferrable=deferrable,
+        **FAST,
     )
     with pytest.raises(InfeasibleError, match="app reports infeasible") as info:
         run(op, context, deferrable)
@@ -107,7 +116,9 @@ def test_app_reported_infeasible_fails_or_succeeds(nextmv_conn, context, tmp_pat
 
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_run_failed_on_input_is_permanent_and_logs_the_run_log(nextmv_conn, context, deferrable, capfd):
-    op = NextmvRunOperator(task_id="s", app_id="knapsack", input={"items": "nope"}, deferrable=deferrable, **FAST)
+    op = NextmvRunOperator(
+        task_id="s", app_id="knapsack", input={"items": "nope"}, deferrable=deferrable, **FAST
+    )
     with pytest.raises(InvalidProblemError, match="invalid input") as info:
         run(op, context, deferrable)
     assert isinstance(info.value, AirflowFailException)
