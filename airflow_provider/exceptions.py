@@ -91,19 +91,12 @@ class ServiceRejectedError(ServiceHTTPError, PermanentError):
 TRANSIENT_CLIENT_STATUS = frozenset({408, 425, 429})
 
 
-def http_error(
-    service: str,
-    method: str,
-    target: str,
-    status_code: int,
-    detail: str = "",
-    retry_after: float | None = None,
-) -> ServiceHTTPError:
-    """The error for an HTTP error status: :class:`ServiceRejectedError` (permanent) for a 4xx that
-    names the request as the problem, :class:`ServiceHTTPError` (retryable) otherwise."""
-    permanent = 400 <= status_code < 500 and status_code not in TRANSIENT_CLIENT_STATUS
-    cls = ServiceRejectedError if permanent else ServiceHTTPError
-    return cls(service, method, target, status_code, detail, retry_after)
+def http_error_class(status_code: int) -> type[ServiceHTTPError]:
+    """:class:`ServiceRejectedError` (permanent) for a 4xx that names the request as the problem,
+    :class:`ServiceHTTPError` (retryable) otherwise."""
+    if 400 <= status_code < 500 and status_code not in TRANSIENT_CLIENT_STATUS:
+        return ServiceRejectedError
+    return ServiceHTTPError
 
 
 _HINTS = {

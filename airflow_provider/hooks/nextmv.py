@@ -22,11 +22,10 @@ from airflow_provider.exceptions import (
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.base import ServiceHook
-from airflow_provider.hooks.cuopt_outcome import Publish
+from airflow_provider.hooks.nextmv_outcome import finish_run
 from airflow_provider.hooks.nextmv_payloads import inline_input, open_payload, write_output
 from airflow_provider.protocol import nextmv as proto
 from airflow_provider.protocol import rules
-from airflow_provider.protocol.outcomes import DEFAULT_REMOTE_LOG_MAX_BYTES
 from airflow_provider.utils import uris
 from airflow_provider.utils.payloads import JsonShapeCheck, StreamingBody
 from airflow_provider.utils.polling import poll_delay
@@ -340,29 +339,9 @@ class NextmvHook(ServiceHook):
             return
         log_remote_text(self.log, f"Nextmv run log of {run_id}", text, max_bytes)
 
-    def finish(
-        self,
-        event: NextmvRunEvent,
-        *,
-        output_uri: str | None,
-        cancel_on_timeout: bool = True,
-        on_infeasible: str = "fail",
-        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
-        publish: Publish | None = None,
-    ) -> list[str]:
-        """What operator and sensor do once a wait ends, in either mode (see
-        :func:`~airflow_provider.hooks.nextmv_outcome.finish_run`)."""
-        from airflow_provider.hooks.nextmv_outcome import finish_run
-
-        return finish_run(
-            self,
-            event,
-            output_uri=output_uri,
-            cancel_on_timeout=cancel_on_timeout,
-            on_infeasible=on_infeasible,
-            remote_log_max_bytes=remote_log_max_bytes,
-            publish=publish,
-        )
+    #: What operator and sensor do once a wait ends, in either mode (the one completion path:
+    #: :func:`~airflow_provider.hooks.nextmv_outcome.finish_run`).
+    finish = finish_run
 
     def cancel_best_effort(self, app_id: str, run_id: str) -> None:
         """Cancel, reporting (never raising) a failure: it must not mask the task's own outcome."""

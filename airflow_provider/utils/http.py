@@ -22,7 +22,7 @@ from airflow_provider.exceptions import (
     MalformedResponseError,
     ResponseTooLargeError,
     ServiceUnavailableError,
-    http_error,
+    http_error_class,
 )
 from airflow_provider.utils.redact import redact_text
 from airflow_provider.utils.retry import is_certificate_error
@@ -191,7 +191,7 @@ def answer_or_raise(
     a meaningful outcome through (NVCF error envelopes)."""
     payload = parse_json_answer(body, service, what) if parse and (status < 400 or accept) else None
     if status >= 400 and not (accept and accept(status, payload)):
-        raise http_error(
+        raise http_error_class(status)(
             service,
             method,
             target,

@@ -17,7 +17,7 @@ from airflow_provider.exceptions import (
     RunTimeoutError,
     ServiceHTTPError,
     ServiceRejectedError,
-    http_error,
+    http_error_class,
 )
 from airflow_provider.protocol import cuopt_results, outcomes
 from airflow_provider.protocol.nextmv_summary import nextmv_summary
@@ -193,7 +193,7 @@ def test_nextmv_failure_classification(message, status):
     [(400, True), (404, True), (422, True), (408, False), (429, False), (500, False), (503, False)],
 )
 def test_http_errors(code, permanent):
-    error = http_error("S", "GET", "/x", code)
+    error = http_error_class(code)("S", "GET", "/x", code)
     assert isinstance(error, ServiceHTTPError) and error.status_code == code
     assert isinstance(error, ServiceRejectedError) is permanent is isinstance(error, AirflowFailException)
     assert outcomes.invalid_problem_code(code) is (code in (400, 422))
