@@ -81,6 +81,24 @@ class ServiceHTTPError(OptimizationProviderError):
         super().__init__(message)
 
 
+class ServiceRejectedError(ServiceHTTPError, PermanentError):
+    """The service refused the request itself with a 4xx (not 408/429): a bad request, a problem it
+    cannot accept, missing permission or an unknown resource. Sending it again cannot help, so it is
+    not retried by the hooks nor by Airflow."""
+
+
+#: 4xx statuses that are not about the request itself and may pass: timeout, rate limit.
+TRANSIENT_CLIENT_STATUS = frozenset({408, 425, 429})
+
+
+def http_error_class(status_code: int) -> type[ServiceHTTPError]:
+    """:class:`ServiceRejectedError` (permanent) for a 4xx that names the request as the problem,
+    :class:`ServiceHTTPError` (retryable) otherwise."""
+    if 400 <= status_code < 500 and status_code not in TRANSIENT_CLIENT_STATUS:
+        return ServiceRejectedError
+    return ServiceHTTPError
+
+
 _HINTS = {
     400: "the service rejected the request as malformed; check the task's arguments",
     401: "the API key or token was rejected; check the password/credentials of the Airflow connection",
@@ -111,18 +129,23 @@ class RunFailedError(OptimizationProviderError):
     """The remote run/request finished unsuccessfully (failed, canceled, errored, infeasible)."""
 
 
+class InfeasibleError(PermanentError, RunFailedError):
+    """The solver proved the problem has no (bounded) solution: infeasible or unbounded. The same
+    problem gives the same answer on every try, so it is not retried; ``on_infeasible="succeed"``
+    lets the task succeed instead (the ``solution_summary`` XCom then says so)."""
+
+
+class InvalidProblemError(PermanentError, RunFailedError):
+    """The service ran or validated the problem and refused it as invalid (cuOpt validation errors,
+    a Nextmv run that failed on its input or options). Fix the input: a retry would fail the same way."""
+
+
 class RunTimeoutError(OptimizationProviderError):
     """The remote run did not finish before the task's deadline (it was canceled)."""
 
 
 class UnsafeArchiveError(ProtocolError):
     """An archive from the service tried to escape its folder or exceeded the size bounds."""
-
-
-class RunRejectedError(PermanentError):
-    """The service ended the request with an error another try would repeat: the problem is invalid,
-    the solver failed on it, or the job was aborted (the self-hosted cuOpt server's ``error`` answers).
-    The message quotes the service."""
 
 
 class RequestGoneError(RunFailedError):

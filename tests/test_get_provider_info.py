@@ -70,10 +70,12 @@ def test_every_listed_module_and_class_imports():
 HELPER_MODULES = {
     "airflow_provider.hooks.base",
     "airflow_provider.hooks.base_async",
+    "airflow_provider.hooks.cuopt_outcome",
     "airflow_provider.hooks.cuopt_problems",
     "airflow_provider.hooks.cuopt_backends",
     "airflow_provider.hooks.cuopt_results",
     "airflow_provider.hooks.cuopt_server_results",
+    "airflow_provider.hooks.nextmv_outcome",
     "airflow_provider.hooks.nextmv_payloads",
     "airflow_provider.triggers.base",
 }

@@ -8,7 +8,7 @@ carry ids, a status, paths and a short message only: never the result itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -30,6 +30,12 @@ class SolveEventStatus(str, Enum):
     ERROR = "error"
 
 
+#: Outcomes the service itself decided (the request is over): a retry must not wait for it again.
+ENDED_ON_SERVICE = frozenset(
+    {SolveEventStatus.SUCCEEDED, SolveEventStatus.INFEASIBLE, SolveEventStatus.FAILED}
+)
+
+
 @dataclass(frozen=True)
 class CuOptSolveEvent:
     status: SolveEventStatus
@@ -38,6 +44,9 @@ class CuOptSolveEvent:
     output_paths: tuple[str, ...] = field(default_factory=tuple)
     message: str = ""
     asset_deleted: bool = False
+    #: The service's error code of a FAILED request (NVCF ``errorCode``: the container's HTTP
+    #: status such as 400/422 for a problem cuOpt refused, or 9xx for a platform failure).
+    error_code: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -47,6 +56,7 @@ class CuOptSolveEvent:
             "output_paths": list(self.output_paths),
             "message": self.message[:MAX_MESSAGE_CHARS],
             "asset_deleted": self.asset_deleted,
+            "error_code": self.error_code,
         }
 
     @classmethod
@@ -70,10 +80,15 @@ class CuOptSolveEvent:
             output_paths=tuple(str(p) for p in paths),
             message=str(payload.get("message") or ""),
             asset_deleted=bool(payload.get("asset_deleted")),
+            error_code=_error_code(payload.get("error_code")),
         )
 
     def with_asset_deleted(self) -> CuOptSolveEvent:
-        return CuOptSolveEvent(self.status, self.req_id, self.asset_id, self.output_paths, self.message, True)
+        return replace(self, asset_deleted=True)
+
+
+def _error_code(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def stored_event(req_id: str, asset_id: str | None, stored: Any) -> CuOptSolveEvent:
@@ -90,7 +105,14 @@ def event_for(invocation: Any, asset_id: str | None, stored: Any = None) -> CuOp
     """
     if stored is not None:
         return stored_event(invocation.req_id, asset_id, stored)
-    return CuOptSolveEvent(SolveEventStatus.FAILED, invocation.req_id, asset_id, (), invocation.message)
+    return CuOptSolveEvent(
+        SolveEventStatus.FAILED,
+        invocation.req_id,
+        asset_id,
+        (),
+        invocation.message,
+        error_code=getattr(invocation, "error_code", None),
+    )
 
 
 def timeout_event(req_id: str, asset_id: str | None) -> CuOptSolveEvent:

@@ -15,22 +15,23 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, event_for, timeout_event
+from airflow_provider.events.cuopt import CuOptSolveEvent, event_for, timeout_event
+from airflow_provider.events.summary import Publish
 from airflow_provider.exceptions import (
     AmbiguousSubmissionError,
     MalformedResponseError,
     ProtocolError,
     RequestGoneError,
-    RunFailedError,
-    RunTimeoutError,
     ServiceHTTPError,
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.base import ServiceHook
+from airflow_provider.hooks.cuopt_outcome import finish_solve
 from airflow_provider.hooks.cuopt_problems import PreparedProblem
 from airflow_provider.hooks.cuopt_results import ResultRetriever, gone_outcome
 from airflow_provider.protocol import cuopt as proto
 from airflow_provider.protocol import nvcf_tokens
+from airflow_provider.protocol.outcomes import DEFAULT_REMOTE_LOG_MAX_BYTES
 from airflow_provider.utils.http import Answer
 from airflow_provider.utils.payloads import StreamingBody
 from airflow_provider.utils.polling import early_answer_pause
@@ -40,6 +41,8 @@ from airflow_provider.utils.retry import is_ambiguous, restarting
 from airflow_provider.utils.sync_http import SyncApi
 
 SERVICE = "NVCF"
+#: ``service`` of this backend's ``solution_summary``.
+SUMMARY_SERVICE = "cuopt-nvcf"
 
 
 class CuOptHook(ServiceHook):
@@ -354,23 +357,30 @@ class CuOptHook(ServiceHook):
             early = early + 1 if pause else 0
             time.sleep(min(pause, max(0.0, deadline - time.time())))
 
-    def finish(self, event: CuOptSolveEvent) -> list[str]:
-        """What operator and sensor do once a wait ends, in either mode: clean up, then paths or an error."""
+    def finish(
+        self,
+        event: CuOptSolveEvent,
+        *,
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
+        publish: Publish | None = None,
+    ) -> list[str]:
+        """What operator and sensor do once a wait ends, in either mode: clean up, then the shared
+        completion (:func:`~airflow_provider.hooks.cuopt_outcome.finish_solve`): summary, notes and
+        warnings in the task log, paths or the error the outcome policy names."""
         if event.asset_id and not event.asset_deleted:
             self.delete_asset_best_effort(event.asset_id)
-        ids = f"request {event.req_id}" + (f", asset {event.asset_id}" if event.asset_id else "")
-        if event.status is SolveEventStatus.SUCCEEDED:
-            self.log.info("NVCF %s succeeded; result at %s", ids, ", ".join(event.output_paths))
-            return list(event.output_paths)
-        if event.status is SolveEventStatus.INFEASIBLE:
-            raise RunFailedError(
-                f"cuOpt found no solution ({ids}): {event.message}. Result kept at {list(event.output_paths)}"
-            )
-        if event.status is SolveEventStatus.TIMEOUT:
-            raise RunTimeoutError(f"{event.message} ({ids}); NVCF has no cancel call for exec requests.")
-        if event.status is SolveEventStatus.ERROR:
-            raise ServiceUnavailableError(f"Waiting for NVCF {ids} failed: {event.message}")
-        raise RunFailedError(f"NVCF {ids} failed: {event.message}")
+        ids = f"NVCF request {event.req_id}" + (f", asset {event.asset_id}" if event.asset_id else "")
+        return finish_solve(
+            event,
+            service=SUMMARY_SERVICE,
+            describe=ids,
+            logger=self.log,
+            on_infeasible=on_infeasible,
+            remote_log_max_bytes=remote_log_max_bytes,
+            publish=publish,
+            timeout_note="; NVCF has no cancel call for exec requests.",
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Airflow's *Test* button: list the function versions the credentials can see."""

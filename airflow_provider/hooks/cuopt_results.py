@@ -26,7 +26,12 @@ import ijson
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, stored_event
 from airflow_provider.exceptions import MalformedResponseError, ProtocolError
 from airflow_provider.protocol.cuopt import LARGE_RESULT_MEMBERS, Invocation, gone_message
-from airflow_provider.protocol.cuopt_results import StreamingSummary, solver_outcome, summarize_result
+from airflow_provider.protocol.cuopt_results import (
+    ResultSummary,
+    StreamingSummary,
+    solver_outcome,
+    summarize_result,
+)
 from airflow_provider.utils import archives, uris
 from airflow_provider.utils.http import Timeouts, TLSSettings
 from airflow_provider.utils.presigned import PresignedTransfers, transfer_timeouts
@@ -111,19 +116,36 @@ def already_stored(output_uri: str, req_id: str) -> StoredResult | None:
     target = result_target(output_uri, req_id)
     if uris.is_local(target) and not uris.local_path(target).is_file():
         return None
-    builder = StreamingSummary()
-    parser = ijson.parse_coro(builder)
     try:
-        with uris.open_for_read(target) as f:
-            for chunk in archives.read_chunks(f):
-                parser.send(chunk)
-        parser.close()
+        summary = read_summary(target)
     except ijson.JSONError as exc:
         return StoredResult([uris.normalized(target)], False, f"the stored result is not valid JSON: {exc}")
     except Exception:  # each transport has its own "not found"
         return None
-    ok, message = solver_outcome(builder.summary)
+    ok, message = solver_outcome(summary)
     return StoredResult([uris.normalized(target)], ok, message)
+
+
+#: Most bytes of a stored result read back for its summary (the solver status comes first; a
+#: larger result's summary may lack what follows, e.g. the notes of a 2 GiB batch).
+MAX_SUMMARY_READ_BYTES = 512 * 1024 * 1024
+
+
+def read_summary(path: str, *, max_bytes: int | None = None) -> ResultSummary:
+    """Stream a stored result (any URI) through :class:`StreamingSummary`; memory stays bounded and
+    at most ``max_bytes`` are read (None: the whole file). Raises ``ijson.JSONError`` for a file
+    that is not JSON, and the transport's own error when it cannot be read."""
+    builder = StreamingSummary()
+    parser = ijson.parse_coro(builder)
+    read = 0
+    with uris.open_for_read(path) as f:
+        for chunk in archives.read_chunks(f):
+            parser.send(chunk)
+            read += len(chunk)
+            if max_bytes is not None and read >= max_bytes:
+                return builder.summary
+    parser.close()
+    return builder.summary
 
 
 def gone_outcome(req_id: str, asset_id: str | None, output_uri: str) -> CuOptSolveEvent:

@@ -17,23 +17,23 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus, stored_event
+from airflow_provider.events.summary import Publish
 from airflow_provider.exceptions import (
     AmbiguousSubmissionError,
     MalformedResponseError,
     ProtocolError,
     RequestGoneError,
     ResponseTooLargeError,
-    RunFailedError,
-    RunRejectedError,
-    RunTimeoutError,
     ServiceHTTPError,
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.base import ServiceHook
+from airflow_provider.hooks.cuopt_outcome import finish_solve
 from airflow_provider.hooks.cuopt_problems import PreparedProblem
 from airflow_provider.hooks.cuopt_results import already_stored
 from airflow_provider.hooks.cuopt_server_results import ServerResults
 from airflow_provider.protocol import cuopt_server as proto
+from airflow_provider.protocol.outcomes import DEFAULT_REMOTE_LOG_MAX_BYTES
 from airflow_provider.utils.http import TRANSFER_READ_TIMEOUT, Answer
 from airflow_provider.utils.payloads import FileBody
 from airflow_provider.utils.polling import poll_delay
@@ -41,6 +41,10 @@ from airflow_provider.utils.redact import mask_secrets, redact_text
 from airflow_provider.utils.retry import TRANSFER_ATTEMPTS, is_ambiguous, short_error
 
 SERVICE = proto.SERVICE
+#: ``service`` of this backend's ``solution_summary`` (docs/outcomes.md).
+SUMMARY_SERVICE = "cuopt-self-hosted"
+#: A job the server ended in error: cuOpt refused the problem (see :func:`answer_event`).
+PROBLEM_REFUSED = 422
 #: Fastest poll of a job (the server never long-polls); backoff grows to ``poll_seconds``.
 FIRST_POLL_SECONDS = 1.0
 
@@ -64,7 +68,12 @@ def answer_event(answer: proto.SolutionAnswer, stored: Any = None) -> CuOptSolve
     """The terminal event of a finished poll (``stored``: the persisted result, if any)."""
     if stored is not None:
         return stored_event(answer.req_id, None, stored)
-    return CuOptSolveEvent(SolveEventStatus.FAILED, answer.req_id, None, (), answer.message)
+    # The server ends a job in error only over the problem itself (cuOpt's validation or solver
+    # refused it, or it was aborted): the same problem fails the same way, so the event carries
+    # the "problem refused" code of the outcome policy and the task is not retried.
+    return CuOptSolveEvent(
+        SolveEventStatus.FAILED, answer.req_id, None, (), answer.message, error_code=PROBLEM_REFUSED
+    )
 
 
 class CuOptServerHook(ServiceHook):
@@ -285,8 +294,8 @@ class CuOptServerHook(ServiceHook):
             "Deleted cuOpt server request %s (solution%s)", req_id, " and log" if len(paths) > 1 else ""
         )
 
-    def copy_solver_log(self, req_id: str) -> None:
-        """Write the end of the job's solver log (``LOG_TAIL_BYTES``) into the task log, redacted."""
+    def copy_solver_log(self, req_id: str, max_bytes: int = proto.LOG_TAIL_BYTES) -> None:
+        """Write the end of the job's solver log (the last ``max_bytes``) into the task log, redacted."""
         try:
             answer = self._call(
                 "GET", proto.log_path(req_id, 0), what="read solver log", cap=proto.MAX_LOG_ANSWER_BYTES
@@ -302,40 +311,42 @@ class CuOptServerHook(ServiceHook):
         except Exception as exc:  # a log is a courtesy; the solve's outcome stands
             self.log.warning("Could not read the solver log of request %s: %s", req_id, short_error(exc))
             return
-        kept, dropped = proto.log_tail([line for line in lines if line.strip()])
+        kept, dropped = proto.log_tail([line for line in lines if line.strip()], max_bytes)
         if dropped:
             self.log.info("cuOpt solver log of %s: %d earlier lines left out", req_id, dropped)
         for line in kept:
             self.log.info("cuOpt solver log: %s", redact_text(line, 2000))
 
-    def finish(self, event: CuOptSolveEvent) -> list[str]:
-        """What operator and sensor do once a wait ends, in either mode: copy the log, clean up on the
-        server (unless ``keep_on_server``; a timed-out job is aborted first), then paths or an error."""
+    def finish(
+        self,
+        event: CuOptSolveEvent,
+        *,
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
+        publish: Publish | None = None,
+    ) -> list[str]:
+        """What operator and sensor do once a wait ends, in either mode: copy the solver log, clean up
+        on the server (unless ``keep_on_server``; a timed-out job is aborted first), then the shared
+        cuOpt completion (:func:`~airflow_provider.hooks.cuopt_outcome.finish_solve`): summary, notes
+        and warnings, paths or the error the outcome policy names."""
         req_id = event.req_id
         status = event.status
         if self.options.solver_logs and status is not SolveEventStatus.ERROR:
-            self.copy_solver_log(req_id)
+            self.copy_solver_log(req_id, remote_log_max_bytes)
         if status is SolveEventStatus.TIMEOUT:
             self.cancel_best_effort(req_id)
         if status is not SolveEventStatus.ERROR and not self.keep_on_server:
             self.delete_from_server(req_id)
-        if status is SolveEventStatus.SUCCEEDED:
-            self.log.info(
-                "cuOpt server request %s succeeded; result at %s", req_id, ", ".join(event.output_paths)
-            )
-            return list(event.output_paths)
-        if status is SolveEventStatus.INFEASIBLE:
-            raise RunFailedError(
-                f"cuOpt found no solution (request {req_id}): {event.message}. Result kept at "
-                f"{list(event.output_paths)}"
-            )
-        if status is SolveEventStatus.TIMEOUT:
-            raise RunTimeoutError(f"{event.message}; the job was aborted on the server.")
-        if status is SolveEventStatus.ERROR:
-            raise ServiceUnavailableError(
-                f"Waiting for cuOpt server request {req_id} failed: {event.message}"
-            )
-        raise RunRejectedError(f"cuOpt server request {req_id} failed: {event.message}")
+        return finish_solve(
+            event,
+            service=SUMMARY_SERVICE,
+            describe=f"cuOpt server request {req_id}",
+            logger=self.log,
+            on_infeasible=on_infeasible,
+            remote_log_max_bytes=remote_log_max_bytes,
+            publish=publish,
+            timeout_note="; the job was aborted on the server.",
+        )
 
     def delete_asset_best_effort(self, asset_id: Any) -> bool:
         """No assets on a self-hosted server (the NVCF hook's clean-up step, a no-op)."""

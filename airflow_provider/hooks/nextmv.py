@@ -14,16 +14,15 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
-from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata, timeout_event
+from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata, timeout_event
 from airflow_provider.exceptions import (
     MalformedResponseError,
     ProtocolError,
-    RunFailedError,
-    RunTimeoutError,
     ServiceHTTPError,
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.base import ServiceHook
+from airflow_provider.hooks.nextmv_outcome import finish_run
 from airflow_provider.hooks.nextmv_payloads import inline_input, open_payload, write_output
 from airflow_provider.protocol import nextmv as proto
 from airflow_provider.protocol import rules
@@ -32,6 +31,7 @@ from airflow_provider.utils.payloads import JsonShapeCheck, StreamingBody
 from airflow_provider.utils.polling import poll_delay
 from airflow_provider.utils.presigned import transfer_total
 from airflow_provider.utils.redact import mask_secrets
+from airflow_provider.utils.remote_logs import log_remote_text
 from airflow_provider.utils.retry import is_ambiguous, restarting
 
 SERVICE = "Nextmv Cloud"
@@ -327,26 +327,22 @@ class NextmvHook(ServiceHook):
             attempt += 1
 
     # ------------------------------------------------------------------------------------ completion
-    def finish(
-        self, event: NextmvRunEvent, *, output_uri: str | None, cancel_on_timeout: bool = True
-    ) -> list[str]:
-        """What operator and sensor do once a wait ends, in either mode: output, or a clear error."""
-        if event.status is RunEventStatus.SUCCEEDED:
-            self.log.info("Nextmv run %s succeeded", event.run_id)
-            return self.download_output(event.app_id, event.run_id, output_uri) if output_uri else []
-        if event.status is RunEventStatus.TIMEOUT:
-            if cancel_on_timeout:
-                self.cancel_best_effort(event.app_id, event.run_id)
-            raise RunTimeoutError(
-                f"{event.message}; " + ("it was canceled." if cancel_on_timeout else "it was left running.")
-            )
-        if event.status is RunEventStatus.ERROR:
-            raise ServiceUnavailableError(f"Waiting for Nextmv run {event.run_id} failed: {event.message}")
-        verb = "failed" if event.status is RunEventStatus.FAILED else "was canceled"
-        raise RunFailedError(
-            f"Nextmv run {event.run_id} (app {event.app_id}) {verb}: {event.message or 'no details given'}. "
-            f"Run page: {self.console_url(event.app_id, event.run_id)}"
-        )
+    def log_run_log(self, app_id: str, run_id: str, max_bytes: int) -> None:
+        """Copy the run's log (``GET /runs/{id}/logs``: what the app wrote to stderr) into the task
+        log: its last ``max_bytes`` bytes, redacted. Best effort: a log that cannot be had is a warning,
+        never the task's outcome."""
+        if max_bytes <= 0:
+            return
+        try:
+            text = self.get_run_logs(app_id, run_id)
+        except Exception as exc:
+            self.log.warning("Could not fetch the log of Nextmv run %s: %s", run_id, exc)
+            return
+        log_remote_text(self.log, f"Nextmv run log of {run_id}", text, max_bytes)
+
+    #: What operator and sensor do once a wait ends, in either mode (the one completion path:
+    #: :func:`~airflow_provider.hooks.nextmv_outcome.finish_run`).
+    finish = finish_run
 
     def cancel_best_effort(self, app_id: str, run_id: str) -> None:
         """Cancel, reporting (never raising) a failure: it must not mask the task's own outcome."""

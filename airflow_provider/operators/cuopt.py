@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_provider.events.cuopt import CuOptSolveEvent
+from airflow_provider.events.cuopt import ENDED_ON_SERVICE, CuOptSolveEvent
+from airflow_provider.events.summary import summary_publisher
 from airflow_provider.exceptions import RequestGoneError
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import (
@@ -19,6 +20,11 @@ from airflow_provider.protocol.cuopt import (
     OUTPUT_URI_WHY,
     Invocation,
     check_poll_seconds,
+)
+from airflow_provider.protocol.outcomes import (
+    DEFAULT_REMOTE_LOG_MAX_BYTES,
+    check_on_infeasible,
+    check_remote_log_max_bytes,
 )
 from airflow_provider.utils import resume
 
@@ -44,7 +50,13 @@ class CuOptSolveOperator(BaseOperator):
     stored there by whoever receives it (this task, its trigger, or ``CuOptSolveSensor``).
 
     XComs: ``req_id`` and ``asset_id`` right after the invocation; ``return_value`` = the request
-    id; ``output_paths`` once the result is stored.
+    id; ``output_paths`` once the result is stored; ``solution_summary`` (status, objective, bound,
+    gap, solve time, paths: see ``docs/outcomes.md``) whenever the solve ended, also before a failure.
+
+    Outcomes: an infeasible or unbounded result, and a problem cuOpt refuses as invalid, fail the task
+    without retries (``InfeasibleError`` / ``InvalidProblemError``); service and transport failures
+    stay retryable. A retry that finds the stored result of an earlier try ends exactly as that
+    result says.
 
     :param problem: the cuOpt problem as a dict (templated).
     :param problem_uri: where to read it instead: local path or any smart-open URI (templated);
@@ -59,6 +71,10 @@ class CuOptSolveOperator(BaseOperator):
         invocation is accepted and let ``CuOptSolveSensor`` wait.
     :param deferrable: wait in the triggerer.
     :param timeout: how long to wait (default 1 h, NVCF's own cap); the task then fails.
+    :param on_infeasible: ``"fail"`` (default) or ``"succeed"``: with ``"succeed"`` an infeasible or
+        unbounded result ends the task successfully and the ``solution_summary`` says so.
+    :param remote_log_max_bytes: cuOpt's notes and warnings copied into the task log, at most this
+        many bytes of each (the last ones; 0 = none).
     :param cuopt_conn_id: Airflow connection: type ``cuopt`` (NVCF) or ``cuopt_server`` (a
         self-hosted cuOpt server: the problem is POSTed to ``/cuopt/request``, JSON or zlib-JSON, and
         the job polled about once a second, backing off to ``poll_seconds``; no assets).
@@ -101,6 +117,8 @@ class CuOptSolveOperator(BaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         timeout: float | timedelta | None = None,
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
         cuopt_conn_id: str = "cuopt_default",
         mps_format: str | None = None,
         validation_only: bool = False,
@@ -124,6 +142,8 @@ class CuOptSolveOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.timeout = rules.timeout_seconds(timeout, DEFAULT_TIMEOUT)
+        self.on_infeasible = check_on_infeasible(on_infeasible)
+        self.remote_log_max_bytes = check_remote_log_max_bytes(remote_log_max_bytes)
         self.cuopt_conn_id = cuopt_conn_id
         self.mps_format = mps_format
         self.validation_only = validation_only
@@ -255,11 +275,20 @@ class CuOptSolveOperator(BaseOperator):
         return self._complete(context, CuOptSolveEvent.from_payload(event))
 
     def _complete(self, context: Context, event: CuOptSolveEvent) -> str:
+        """The one completion of every path (fresh, re-attached, stored by an earlier try; sync or
+        deferred). A request that ended on the service side is done with, failure included: a
+        retry submits anew (a cleared task too); a timeout or a failed wait stays re-attachable."""
         self.asset_id = None if event.asset_deleted else event.asset_id
         if event.output_paths:
             context["ti"].xcom_push(key="output_paths", value=list(event.output_paths))
-        self.hook.finish(event)
-        resume.completed(context, REQUEST_STATE_KEY)
+        if event.status in ENDED_ON_SERVICE:
+            resume.completed(context, REQUEST_STATE_KEY)
+        self.hook.finish(
+            event,
+            on_infeasible=self.on_infeasible,
+            remote_log_max_bytes=self.remote_log_max_bytes,
+            publish=summary_publisher(context),
+        )
         return event.req_id
 
     def on_kill(self) -> None:

@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
 
-from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
+from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata
+from airflow_provider.events.summary import summary_publisher
 from airflow_provider.exceptions import InvalidInputError, ServiceHTTPError
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.nextmv import RunStatus, check_input_format, run_status, task_marker
+from airflow_provider.protocol.outcomes import (
+    DEFAULT_REMOTE_LOG_MAX_BYTES,
+    check_on_infeasible,
+    check_remote_log_max_bytes,
+    failed_on_input,
+)
 from airflow_provider.utils import resume
 from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 
@@ -28,12 +35,21 @@ RUN_STATE_KEY = "nextmv_run"
 
 
 class NextmvRunLink(BaseOperatorLink):
-    """Link to the run's page in the Nextmv console."""
+    """Link to the run's page in the Nextmv console.
+
+    Airflow 3 computes a task's links in the worker once the task ends (``finalize``), on the very
+    operator that ran, and stores them for the UI. The link is read from that operator
+    (``run_url``, set as soon as a run exists) rather than looked up as an XCom: a lookup of an XCom
+    that was never pushed (a submit that failed) makes Airflow log ``ERROR XCom not found``, a
+    second error line that sends users after the wrong problem.
+    """
 
     name = "Nextmv run"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return XCom.get_value(key="run_url", ti_key=ti_key) or ""
+        if hasattr(operator, "run_url"):
+            return getattr(operator, "run_url", None) or ""
+        return XCom.get_value(key="run_url", ti_key=ti_key) or ""  # another operator class
 
 
 class NextmvRunOperator(BaseOperator):
@@ -49,7 +65,13 @@ class NextmvRunOperator(BaseOperator):
     and wrote ``output_uri``.
 
     A retried task re-attaches to the run it already started (Airflow 3.3+ task state store)
-    instead of submitting a duplicate, unless that run failed or was canceled.
+    instead of submitting a duplicate, unless that run failed or was canceled; a run that failed on
+    its input is not submitted again: the task fails the same way, without retries.
+
+    Outcomes (``docs/outcomes.md``): the XCom ``solution_summary`` says how the run ended (status,
+    the app's objective and metrics, instance, version, link), also before a failure; a run that
+    failed on invalid input and an app-reported infeasible/unbounded result fail without retries;
+    the run log is copied into the task log (bounded by ``remote_log_max_bytes``).
 
     :param app_id: Nextmv application id.
     :param instance_id: app instance (default: the app's default instance).
@@ -68,6 +90,10 @@ class NextmvRunOperator(BaseOperator):
         canceled and the task fails.
     :param output_uri: when waiting, where to write the output: a file URI, or a folder ending in
         ``/`` (``<run_id>.json`` inside; multi-file outputs unpacked there).
+    :param on_infeasible: ``"fail"`` (default) or ``"succeed"``: with ``"succeed"`` a run whose app
+        reports infeasible/unbounded ends the task successfully (the summary says so).
+    :param remote_log_max_bytes: the run log copied into the task log, its last this many bytes
+        (default 64 KiB; 0 = none).
     :param nextmv_conn_id: Airflow connection (type ``nextmv``).
     """
 
@@ -105,6 +131,8 @@ class NextmvRunOperator(BaseOperator):
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         timeout: float | timedelta | None = None,
         output_uri: str | None = None,
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
         nextmv_conn_id: str = "nextmv_default",
         **kwargs: Any,
     ) -> None:
@@ -131,8 +159,12 @@ class NextmvRunOperator(BaseOperator):
         self.max_poll_interval = max_poll_interval
         self.timeout = rules.timeout_seconds(timeout, DEFAULT_TIMEOUT)
         self.output_uri = output_uri
+        self.on_infeasible = check_on_infeasible(on_infeasible)
+        self.remote_log_max_bytes = check_remote_log_max_bytes(remote_log_max_bytes)
         self.nextmv_conn_id = nextmv_conn_id
         self.run_id: str | None = None
+        #: The run's console page once a run exists (what :class:`NextmvRunLink` shows).
+        self.run_url: str | None = None
 
     @cached_property
     def hook(self) -> NextmvHook:
@@ -143,8 +175,9 @@ class NextmvRunOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         run_id = self._reattach(context) or self._submit(context)
         self.run_id = run_id
+        self.run_url = self.hook.console_url(self.app_id, run_id)
         context["ti"].xcom_push(key="run_id", value=run_id)
-        context["ti"].xcom_push(key="run_url", value=self.hook.console_url(self.app_id, run_id))
+        context["ti"].xcom_push(key="run_url", value=self.run_url)
         if not self.wait_for_completion:
             return run_id
         deadline = time.time() + self.timeout
@@ -179,11 +212,23 @@ class NextmvRunOperator(BaseOperator):
         return self._complete(context, NextmvRunEvent.from_payload(event))
 
     def _complete(self, context: Context, event: NextmvRunEvent) -> str:
+        """The one completion of every path (fresh, re-attached; sync or deferred). A run that ended
+        on the service is done with, failure included: a retry or a cleared task submits anew
+        (except a run that failed on its input, see :meth:`_reattach`); a failed wait stays
+        re-attachable."""
         self.run_id = event.run_id
-        paths = self.hook.finish(event, output_uri=self.output_uri)
+        self.run_url = self.hook.console_url(event.app_id, event.run_id)
+        if event.status is not RunEventStatus.ERROR:
+            resume.completed(context, RUN_STATE_KEY)
+        paths = self.hook.finish(
+            event,
+            output_uri=self.output_uri,
+            on_infeasible=self.on_infeasible,
+            remote_log_max_bytes=self.remote_log_max_bytes,
+            publish=summary_publisher(context),
+        )
         if self.output_uri:
             context["ti"].xcom_push(key="output_paths", value=paths)
-        resume.completed(context, RUN_STATE_KEY)
         return event.run_id
 
     # -------------------------------------------------------------------------------- submit / resume
@@ -228,7 +273,8 @@ class NextmvRunOperator(BaseOperator):
         else:
             return None
         try:
-            status = run_status(self.hook.get_run_metadata(self.app_id, candidate))
+            metadata = self.hook.get_run_metadata(self.app_id, candidate)
+            status = run_status(metadata)
         except ServiceHTTPError as exc:
             if exc.status_code == 404:
                 self.log.warning(
@@ -236,6 +282,12 @@ class NextmvRunOperator(BaseOperator):
                 )
                 return None
             raise
+        if status is RunStatus.FAILED and failed_on_input(metadata):
+            self.log.warning(
+                "Run %s from an earlier try failed on its input; ending as it did (not submitting it again)",
+                candidate,
+            )
+            return candidate
         if status.is_terminal and status is not RunStatus.SUCCEEDED:
             self.log.warning(
                 "Run %s from an earlier try ended %s; submitting a new run", candidate, status.value

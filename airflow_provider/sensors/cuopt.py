@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider.events.cuopt import CuOptSolveEvent
+from airflow_provider.events.summary import summary_publisher
 from airflow_provider.exceptions import RequestGoneError
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import OUTPUT_URI_WHY, check_poll_seconds
+from airflow_provider.protocol.outcomes import (
+    DEFAULT_REMOTE_LOG_MAX_BYTES,
+    check_on_infeasible,
+    check_remote_log_max_bytes,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -34,13 +40,17 @@ class CuOptSolveSensor(BaseSensorOperator):
     the result was already handed out (404) and it is already stored at ``output_uri`` — the
     submitting operator received it at once — the sensor returns that path. The input asset, if
     given, is deleted once the request has ended. Infeasible, errored and rejected requests fail
-    the task with what NVCF/cuOpt said, naming the request and asset ids.
+    the task with what NVCF/cuOpt said, naming the request and asset ids (infeasible, unbounded and
+    invalid problems without retries). The XCom ``solution_summary`` says how the solve ended.
 
     :param req_id: NVCF request id (templated, e.g. ``CuOptSolveOperator(...).output``).
     :param output_uri: file URI, or folder ending in ``/`` (templated). Required.
     :param asset_id: input asset to delete afterwards (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='solve', key='asset_id') }}"``.
     :param poll_seconds: NVCF long-poll window of each status call (poke mode: per poke).
+    :param on_infeasible: ``"fail"`` (default, not retried) or ``"succeed"`` (the task succeeds and
+        the ``solution_summary`` XCom says infeasible/unbounded).
+    :param remote_log_max_bytes: bound of cuOpt's notes and warnings copied into the task log.
     :param cuopt_conn_id: Airflow connection: type ``cuopt`` (NVCF) or ``cuopt_server`` (a
         self-hosted server, polled with ``GET /cuopt/solution/{id}``; ``poll_seconds`` is then the
         longest pause between polls).
@@ -59,6 +69,8 @@ class CuOptSolveSensor(BaseSensorOperator):
         asset_id: str | None = None,
         poll_seconds: int = 10,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
         cuopt_conn_id: str = "cuopt_default",
         solver_logs: bool = False,
         keep_on_server: bool = False,
@@ -71,6 +83,8 @@ class CuOptSolveSensor(BaseSensorOperator):
         self.asset_id = asset_id
         self.poll_seconds = check_poll_seconds(poll_seconds)
         self.deferrable = deferrable
+        self.on_infeasible = check_on_infeasible(on_infeasible)
+        self.remote_log_max_bytes = check_remote_log_max_bytes(remote_log_max_bytes)
         self.cuopt_conn_id = cuopt_conn_id
         self.solver_logs = solver_logs
         self.keep_on_server = keep_on_server
@@ -115,12 +129,21 @@ class CuOptSolveSensor(BaseSensorOperator):
                     self.req_id,
                     event.output_paths,
                 )
-            return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
+            return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
         if invocation.pending:
             self.log.info("%s request %s is %s", self.hook.service, self.req_id, invocation.status.value)
             return False
         event = self.hook.outcome_event(invocation, asset_id, self.output_uri)
-        return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        return self.hook.finish(CuOptSolveEvent.from_payload(event))
+        return self._finish(context, CuOptSolveEvent.from_payload(event))
+
+    def _finish(self, context: Context, event: CuOptSolveEvent) -> list[str]:
+        """The sensor's one completion (poke and deferrable): the hook's, with this task's policy."""
+        return self.hook.finish(
+            event,
+            on_infeasible=self.on_infeasible,
+            remote_log_max_bytes=self.remote_log_max_bytes,
+            publish=summary_publisher(context),
+        )

@@ -16,7 +16,13 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
+from airflow_provider.events.summary import summary_publisher
 from airflow_provider.protocol import rules
+from airflow_provider.protocol.outcomes import (
+    DEFAULT_REMOTE_LOG_MAX_BYTES,
+    check_on_infeasible,
+    check_remote_log_max_bytes,
+)
 from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 
 if TYPE_CHECKING:
@@ -29,8 +35,10 @@ class NextmvRunSensor(BaseSensorOperator):
     """Wait for a Nextmv run to finish, then stream its output to ``output_uri``.
 
     Its ``return_value`` XCom is the list of written paths (``[]`` without ``output_uri``), so a
-    downstream ``@task`` receives exactly where the solution landed. A failed or canceled run
-    fails the task with the service's error text. Works in ``poke``, ``reschedule`` and
+    downstream ``@task`` receives exactly where the solution landed; ``solution_summary`` says how
+    the run ended. A failed or canceled run fails the task with the service's error text (a run
+    that failed on its input, and an app-reported infeasible result, without retries); the run log
+    is copied into the task log. Works in ``poke``, ``reschedule`` and
     deferrable mode; all three end in the same completion code.
 
     :param app_id: Nextmv application id.
@@ -41,6 +49,9 @@ class NextmvRunSensor(BaseSensorOperator):
         sensor did not start the run).
     :param poke_interval: first delay between polls; in deferrable mode it grows ×1.5 up to
         ``max_poll_interval``.
+    :param on_infeasible: ``"fail"`` (default, not retried) or ``"succeed"``: a run whose app
+        reports infeasible/unbounded then ends the task successfully.
+    :param remote_log_max_bytes: bound of the run log copied into the task log (default 64 KiB).
     :param nextmv_conn_id: Airflow connection (type ``nextmv``).
     """
 
@@ -56,6 +67,8 @@ class NextmvRunSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        on_infeasible: str = "fail",
+        remote_log_max_bytes: int = DEFAULT_REMOTE_LOG_MAX_BYTES,
         nextmv_conn_id: str = "nextmv_default",
         **kwargs: Any,
     ) -> None:
@@ -67,6 +80,8 @@ class NextmvRunSensor(BaseSensorOperator):
         self.cancel_on_timeout = cancel_on_timeout
         self.deferrable = deferrable
         self.max_poll_interval = max(max_poll_interval, float(self.poke_interval))
+        self.on_infeasible = check_on_infeasible(on_infeasible)
+        self.remote_log_max_bytes = check_remote_log_max_bytes(remote_log_max_bytes)
         self.nextmv_conn_id = nextmv_conn_id
 
     @cached_property
@@ -88,7 +103,7 @@ class NextmvRunSensor(BaseSensorOperator):
             self.app_id, self.run_id, self.hook.get_run_metadata(self.app_id, self.run_id)
         )
         if event is not None:
-            return self._complete(event)
+            return self._complete(context, event)
         from airflow_provider.triggers.nextmv import NextmvRunTrigger
 
         self.defer(
@@ -110,10 +125,18 @@ class NextmvRunSensor(BaseSensorOperator):
         if event is None:
             self.log.info("Nextmv run %s is not finished yet", self.run_id)
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._complete(event))
+        return PokeReturnValue(is_done=True, xcom_value=self._complete(context, event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        return self._complete(NextmvRunEvent.from_payload(event))
+        return self._complete(context, NextmvRunEvent.from_payload(event))
 
-    def _complete(self, event: NextmvRunEvent) -> list[str]:
-        return self.hook.finish(event, output_uri=self.output_uri, cancel_on_timeout=self.cancel_on_timeout)
+    def _complete(self, context: Context, event: NextmvRunEvent) -> list[str]:
+        """The sensor's one completion (poke, reschedule, deferrable): the hook's, with this task's policy."""
+        return self.hook.finish(
+            event,
+            output_uri=self.output_uri,
+            cancel_on_timeout=self.cancel_on_timeout,
+            on_infeasible=self.on_infeasible,
+            remote_log_max_bytes=self.remote_log_max_bytes,
+            publish=summary_publisher(context),
+        )

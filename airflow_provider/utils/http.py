@@ -21,8 +21,8 @@ from airflow_provider.exceptions import (
     CertificateError,
     MalformedResponseError,
     ResponseTooLargeError,
-    ServiceHTTPError,
     ServiceUnavailableError,
+    http_error_class,
 )
 from airflow_provider.utils.redact import redact_text
 from airflow_provider.utils.retry import is_certificate_error
@@ -198,7 +198,7 @@ def answer_or_raise(
     else:
         payload = parse_json_answer(body, service, what) if parse and (status < 400 or accept) else None
     if status >= 400 and not (accept and accept(status, payload)):
-        raise ServiceHTTPError(
+        raise http_error_class(status)(
             service,
             method,
             target,

@@ -21,6 +21,7 @@ import secrets
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from optimization_emulator import app_process, archives
 from optimization_emulator.config import ARCHIVE_FORMATS, AppSpec
@@ -69,6 +70,10 @@ class Run:
     output_size: int = 0
     stdout_tail: str = ""
     stderr_tail: str = ""
+    #: What the app reported under its output's top-level ``statistics`` / ``metrics`` keys (json
+    #: outputs), which Nextmv shows in the run's metadata; None when absent or too large.
+    statistics: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
 
     @property
     def is_final(self) -> bool:
@@ -236,14 +241,15 @@ class RunManager:
                 # fetches an archive for every finished multi-file run (real behaviour unknown).
                 run.output_path, run.output_size = output_file, output_file.stat().st_size
             return "failed", _exit_error(exit_code, run.stderr_tail)
-        problem = await self._output_problem(run.output_format, output_file)
+        problem = await self._output_problem(run.output_format, output_file, run)
         if problem:
             return "failed", problem
         run.output_path, run.output_size = output_file, output_file.stat().st_size
         return "succeeded", ""
 
-    async def _output_problem(self, output_format: str, output_file: Path) -> str:
-        """Why the app's output cannot be the run's output, or ''."""
+    async def _output_problem(self, output_format: str, output_file: Path, run: Run | None = None) -> str:
+        """Why the app's output cannot be the run's output, or ''. A json output's ``statistics`` and
+        ``metrics`` are copied to ``run`` on the way (what the run's metadata reports)."""
         size = output_file.stat().st_size
         limit = self._limits.download_bytes
         if size > limit:
@@ -251,7 +257,9 @@ class RunManager:
             # unknown. Failing the run says clearly why the output cannot be had.
             return f"output is {size:,} bytes and exceeds the {limit:,}-byte (100 MB) download limit"
         if output_format == "json":
-            problem = await asyncio.to_thread(_json_problem, output_file)
+            problem, reported = await asyncio.to_thread(_json_problem, output_file)
+            if run is not None:
+                run.statistics, run.metrics = reported.get("statistics"), reported.get("metrics")
             if problem:
                 return f"app output is not valid JSON (output format json): {problem}"
         return ""
@@ -262,14 +270,28 @@ def _exit_error(exit_code: int, stderr_tail: str) -> str:
     return f"app {what}: {stderr_tail}" if stderr_tail else f"app {what} (no output on stderr)"
 
 
-def _json_problem(path: Path) -> str:
-    """'' when ``path`` holds one JSON document, else what is wrong with it."""
+#: Largest ``statistics`` / ``metrics`` object (compact JSON) copied into a run's metadata.
+MAX_REPORTED_BYTES = 256 * 1024
+
+
+def _json_problem(path: Path) -> tuple[str, dict[str, Any]]:
+    """('' when ``path`` holds one JSON document, else what is wrong with it; the document's
+    top-level ``statistics`` and ``metrics`` objects, when small enough)."""
     try:
         with path.open("rb") as handle:
-            json.load(handle)
+            document = json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
-        return "empty stdout" if path.stat().st_size == 0 else str(exc)
-    return ""
+        return ("empty stdout" if path.stat().st_size == 0 else str(exc)), {}
+    reported: dict[str, Any] = {}
+    if isinstance(document, dict):
+        for key in ("statistics", "metrics"):
+            value = document.get(key)
+            if (
+                isinstance(value, dict)
+                and len(json.dumps(value, separators=(",", ":"))) <= MAX_REPORTED_BYTES
+            ):
+                reported[key] = value
+    return "", reported
 
 
 # -- built-in synthetic apps: run by the emulator itself, no process, no working directory ----------

@@ -109,8 +109,8 @@ def run_information(run: Run) -> dict[str, Any]:
                     {"name": name, "value": value, "source": "request"} for name, value in options.items()
                 ],
             },
-            "statistics": None,
-            "metrics": None,
+            "statistics": run.statistics,  # copied from the app's output, as Nextmv does
+            "metrics": run.metrics,
             "queuing_priority": None,
             "queuing_disabled": None,
             "secrets_collection_id": None,

@@ -82,6 +82,11 @@ def test_production_planning_pipeline(airflow_stack, e2e_emulator, tmp_path):
     with solution_path.open() as f:
         solution = json.load(f)
     assert solution["status"] == "optimal"
+    # (d) the worker's completion on resume: the run log in the task log, the solution summary
+    assert f"Nextmv run log of {nextmv_run_id}" in sensor_log, sensor_log[-3000:]
+    run_summary = stack.xcom(DAG_ID, RUN_ID, "wait_for_plan", key="solution_summary")
+    assert run_summary["status"] == "optimal" and run_summary["run_id"] == nextmv_run_id, run_summary
+    assert run_summary["objective"] == pytest.approx(solution["statistics"]["result"]["value"])
     plan = solution["solutions"][0]["plan"]
     assert len(plan) == 50_000
 

@@ -26,3 +26,14 @@ def test_round_trip_is_json_primitives():
 def test_garbled_events_never_pass(payload):
     with pytest.raises(ProtocolError):
         CuOptSolveEvent.from_payload(payload)
+
+
+def test_error_code_survives_the_trigger_round_trip():
+    from airflow_provider.events.cuopt import CuOptSolveEvent, SolveEventStatus
+
+    event = CuOptSolveEvent(SolveEventStatus.FAILED, "r", None, (), "refused", error_code=422)
+    assert CuOptSolveEvent.from_payload(event.to_payload()) == event
+    garbled = {**event.to_payload(), "error_code": "422"}
+    assert CuOptSolveEvent.from_payload(garbled).error_code is None
+    older = {k: v for k, v in event.to_payload().items() if k != "error_code"}  # a trigger of before
+    assert CuOptSolveEvent.from_payload(older).error_code is None

@@ -14,9 +14,9 @@ from airflow_provider.events.cuopt import SolveEventStatus
 from airflow_provider.exceptions import (
     AmbiguousSubmissionError,
     InvalidInputError,
+    InvalidProblemError,
     ProtocolError,
     RequestGoneError,
-    RunRejectedError,
     ServiceUnavailableError,
 )
 from airflow_provider.hooks.cuopt_problems import prepare_problem
@@ -115,7 +115,7 @@ def test_invalid_problem_fails_permanently(conn, server, tmp_path):
     bad = {**TINY_LP, "variable_bounds": {"upper_bounds": [1.0], "lower_bounds": [0.0, 0.0]}}
     event = solve(hook, bad, tmp_path / "bad.json")
     assert event.status is SolveEventStatus.FAILED and event.req_id in event.message
-    with pytest.raises(RunRejectedError, match="failed"):
+    with pytest.raises(InvalidProblemError, match="failed"):
         hook.finish(event)
     assert not (tmp_path / "bad.json").exists()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider.exceptions import InvalidInputError, RunRejectedError
+from airflow_provider.exceptions import InvalidInputError, InvalidProblemError
 from airflow_provider.operators.cuopt import REQUEST_STATE_KEY, CuOptSolveOperator
 from airflow_provider.sensors.cuopt import CuOptSolveSensor
 from airflow_provider.triggers.cuopt import CuOptSolveTrigger
@@ -103,7 +103,7 @@ def test_server_only_arguments_are_refused_on_nvcf(cuopt_conn, context, tmp_path
 def test_invalid_problem_fails_without_retry(conn, context, tmp_path):
     bad = {**TINY_LP, "variable_bounds": {"upper_bounds": [1.0], "lower_bounds": [0.0, 0.0]}}
     op = CuOptSolveOperator(task_id="s", problem=bad, output_uri=str(tmp_path / "r.json"), cuopt_conn_id=conn)
-    with pytest.raises(RunRejectedError):
+    with pytest.raises(InvalidProblemError):
         op.execute(context)
 
 

@@ -65,7 +65,9 @@ def solve(data: KnapsackInput, opts: dict[str, str]) -> dict[str, Any]:
         "status": result.status,
         "solutions": solutions,
         "options": {"solve.duration": time_limit, "solve.gap": gap},
-        "statistics": runtime.run_statistics(result.duration, result.objective, nodes=result.nodes),
+        "statistics": runtime.run_statistics(
+            result.duration, result.objective, status=result.status, gap=result.gap, nodes=result.nodes
+        ),
     }
 
 

@@ -141,7 +141,12 @@ def solve(data: PlanningInput, opts: dict[str, str]) -> dict[str, Any]:
         "solutions": solutions,
         "options": {"solve.duration": time_limit, "solve.gap": gap},
         "statistics": runtime.run_statistics(
-            result.duration, result.objective, bound=result.bound, gap=result.gap, nodes=result.nodes
+            result.duration,
+            result.objective,
+            status=result.status,
+            bound=result.bound,
+            gap=result.gap,
+            nodes=result.nodes,
         ),
     }
 
