@@ -141,7 +141,10 @@ class SolutionSummary:
     :param link: a page about the run (Nextmv console), if the service has one.
     :param message: the service's short reason when the solve did not succeed.
     :param problem_kind: cuOpt ``LP`` / ``MIP`` / ``routing`` (batch LP: of the first answer).
-    :param app_id / instance_id / version_id / execution_class: Nextmv's run context.
+    :param app_id: Nextmv only: the application.
+    :param instance_id: Nextmv only: the app instance the run used.
+    :param version_id: Nextmv only: the app version the run used.
+    :param execution_class: Nextmv only: the execution class the run ran on.
     :param metrics: the Nextmv run's ``metrics`` (bounded; see :func:`bounded_metrics`).
     """
 

@@ -187,7 +187,8 @@ def answer_or_raise(
     parse: bool = True,
     decode: Callable[[int, Mapping[str, str], bytes], Any] | None = None,
 ) -> Answer:
-    """The one mapping of a read answer: JSON-parsed :class:`Answer`, or :class:`ServiceHTTPError`
+    """The one mapping of a read answer: JSON-parsed :class:`Answer`, or a
+    :class:`~airflow_provider.exceptions.ServiceHTTPError`
     with the service's own words and ``Retry-After``. ``accept`` lets an error status whose body is
     a meaningful outcome through (NVCF error envelopes). ``decode`` replaces the JSON parsing (a
     service whose answers must be checked before they are parsed: the self-hosted cuOpt server's
