@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider.assets import record_output_assets, solve_extra
 from airflow_provider.events.cuopt import CuOptSolveEvent
 from airflow_provider.exceptions import RequestGoneError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import (
     DEFAULT_POLL_SECONDS,
@@ -32,7 +34,7 @@ DEFAULT_TIMEOUT = timedelta(hours=1)
 REQUEST_STATE_KEY = "cuopt_request"
 
 
-class CuOptSolveOperator(BaseOperator):
+class CuOptSolveOperator(SolveLineageMixin, BaseOperator):
     """Send a cuOpt problem (routing, LP or MILP) to NVIDIA cuOpt on NVCF and store its result.
 
     Problems up to 250,000 bytes of JSON go inline; larger ones are streamed from ``problem_uri``
@@ -71,6 +73,8 @@ class CuOptSolveOperator(BaseOperator):
     )
     template_fields_renderers = {"problem": "json"}
     ui_color = "#76b900"
+    lineage_service = "cuopt"
+    lineage_id_attr = "req_id"
 
     def __init__(
         self,
@@ -218,6 +222,13 @@ class CuOptSolveOperator(BaseOperator):
         if event.output_paths:
             context["ti"].xcom_push(key="output_paths", value=list(event.output_paths))
         self.hook.finish(event)
+        record_output_assets(
+            context,
+            self,
+            event.output_paths,
+            solve_extra("cuopt", event.req_id, event.status.value),
+            [self.problem_uri],
+        )
         resume.completed(context, REQUEST_STATE_KEY)
         return event.req_id
 

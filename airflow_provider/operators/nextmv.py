@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
 
+from airflow_provider.assets import record_output_assets, solve_extra
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
 from airflow_provider.exceptions import InvalidInputError, ServiceHTTPError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.nextmv import RunStatus, check_input_format, run_status, task_marker
 from airflow_provider.utils import resume
@@ -36,7 +38,7 @@ class NextmvRunLink(BaseOperatorLink):
         return XCom.get_value(key="run_url", ti_key=ti_key) or ""
 
 
-class NextmvRunOperator(BaseOperator):
+class NextmvRunOperator(SolveLineageMixin, BaseOperator):
     """Start a run of a Nextmv Cloud application.
 
     Small JSON inputs (≤ 5 MiB) go inline; larger or non-JSON inputs are streamed from
@@ -86,6 +88,7 @@ class NextmvRunOperator(BaseOperator):
     template_fields_renderers = {"input": "json", "options": "json", "configuration": "json"}
     operator_extra_links = (NextmvRunLink(),)
     ui_color = "#c7e9f9"
+    lineage_service = "nextmv"
 
     def __init__(
         self,
@@ -183,6 +186,9 @@ class NextmvRunOperator(BaseOperator):
         paths = self.hook.finish(event, output_uri=self.output_uri)
         if self.output_uri:
             context["ti"].xcom_push(key="output_paths", value=paths)
+        record_output_assets(
+            context, self, paths, solve_extra("nextmv", event.run_id, event.status.value), [self.input_uri]
+        )
         resume.completed(context, RUN_STATE_KEY)
         return event.run_id
 

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider.assets import record_output_assets, solve_extra
 from airflow_provider.events.cuopt import CuOptSolveEvent
 from airflow_provider.exceptions import RequestGoneError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import OUTPUT_URI_WHY, check_poll_seconds
 
@@ -25,7 +27,7 @@ def _optional(value: str | None) -> str | None:
     return None if value in (None, "", "None", "null") else str(value)
 
 
-class CuOptSolveSensor(BaseSensorOperator):
+class CuOptSolveSensor(SolveLineageMixin, BaseSensorOperator):
     """Wait for an NVCF request (``req_id``), store its result at ``output_uri``, return the path(s).
 
     Large results (a zip behind ``responseReference``) are downloaded without credentials, and
@@ -44,6 +46,8 @@ class CuOptSolveSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("req_id", "output_uri", "asset_id", "cuopt_conn_id")
+    lineage_service = "cuopt"
+    lineage_id_attr = "req_id"
 
     def __init__(
         self,
@@ -101,12 +105,17 @@ class CuOptSolveSensor(BaseSensorOperator):
                 self.log.info(
                     "NVCF request %s was already received and stored at %s", self.req_id, event.output_paths
                 )
-            return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
+            return PokeReturnValue(is_done=True, xcom_value=self._finish(event))
         if invocation.pending:
             self.log.info("NVCF request %s is %s", self.req_id, invocation.status.value)
             return False
         event = self.hook.outcome_event(invocation, asset_id, self.output_uri)
-        return PokeReturnValue(is_done=True, xcom_value=self.hook.finish(event))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        return self.hook.finish(CuOptSolveEvent.from_payload(event))
+        return self._finish(CuOptSolveEvent.from_payload(event))
+
+    def _finish(self, event: CuOptSolveEvent) -> list[str]:
+        paths = self.hook.finish(event)
+        record_output_assets(None, self, paths, solve_extra("cuopt", event.req_id, event.status.value))
+        return paths

@@ -15,7 +15,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider.assets import record_output_assets, solve_extra
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.utils.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_INTERVAL
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from airflow_provider.hooks.nextmv import NextmvHook
 
 
-class NextmvRunSensor(BaseSensorOperator):
+class NextmvRunSensor(SolveLineageMixin, BaseSensorOperator):
     """Wait for a Nextmv run to finish, then stream its output to ``output_uri``.
 
     Its ``return_value`` XCom is the list of written paths (``[]`` without ``output_uri``), so a
@@ -45,6 +47,7 @@ class NextmvRunSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("app_id", "run_id", "output_uri", "nextmv_conn_id")
+    lineage_service = "nextmv"
 
     def __init__(
         self,
@@ -116,4 +119,6 @@ class NextmvRunSensor(BaseSensorOperator):
         return self._complete(NextmvRunEvent.from_payload(event))
 
     def _complete(self, event: NextmvRunEvent) -> list[str]:
-        return self.hook.finish(event, output_uri=self.output_uri, cancel_on_timeout=self.cancel_on_timeout)
+        paths = self.hook.finish(event, output_uri=self.output_uri, cancel_on_timeout=self.cancel_on_timeout)
+        record_output_assets(None, self, paths, solve_extra("nextmv", event.run_id, event.status.value))
+        return paths
