@@ -5,7 +5,8 @@
 1. ``solve_latest`` writes the solution to one fixed file, declared as the task's outlet
    ``Asset(LATEST_PLAN)``. When the task succeeds, Airflow records an asset event for it whose
    ``extra`` holds the solve's facts: ``service``, ``run_id``, ``status``, ``objective``.
-2. ``solve_archived`` writes to a templated folder (one per DAG run). A templated URI cannot be
+2. ``write_instance`` writes the same instance to ``<run folder>/input.json``, and
+   ``solve_archived`` solves it from there, writing to the same templated folder (one per DAG run). A templated URI cannot be
    declared up front, so the outlet is ``AssetAlias("optimization-solutions")``: the operator adds
    ``Asset(<file it wrote>)`` to the alias, with the same ``extra``.
 
@@ -14,7 +15,7 @@ successful ``solve_latest`` and reads the solve's facts from the triggering asse
 solution from the asset's file — no XCom, no ``ExternalTaskSensor``.
 
 With the OpenLineage provider installed (extra ``openlineage``) and a transport configured, the
-solve tasks' OpenLineage events carry the output files as datasets and the Nextmv run id as the
+solve tasks' OpenLineage events carry the input and output files as datasets and the Nextmv run id as the
 ``externalQuery`` run facet, with no code here.
 
 Connection ``nextmv_default`` (conn type ``nextmv``), e.g. the local emulator (``make emulator``),
@@ -77,12 +78,22 @@ with DAG(
     )
     # [END howto_operator_nextmv_asset_outlet]
 
+    run_folder = f"{WORK}/runs/{{{{ run_id | slug }}}}"
+
+    @task
+    def write_instance(folder: str) -> str:
+        """The instance as a file: its path becomes the solve's input dataset in OpenLineage."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = f"{folder}/input.json"
+        Path(path).write_text(json.dumps(ITEMS), encoding="utf-8")
+        return path
+
     # [START howto_operator_nextmv_asset_alias]
     NextmvRunOperator(
         task_id="solve_archived",
         app_id="knapsack",
-        input=ITEMS,
-        output_uri=f"{WORK}/runs/{{{{ run_id | slug }}}}/",  # <run id>.json inside
+        input_uri=write_instance(run_folder),
+        output_uri=run_folder + "/",  # <nextmv run id>.json inside
         outlets=[SOLUTIONS],  # receives Asset(<the file written>) at run time
         poll_interval=1,
     )
