@@ -3,6 +3,7 @@ facets (airflow_provider.lineage), on Airflow's own outlet-event accessors and l
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -221,3 +222,50 @@ def test_cuopt_operator_without_a_request_reports_no_facet():
     )
     ti = SimpleNamespace(task_id="solve", xcom_pull=lambda **kw: None)
     assert op.get_openlineage_facets_on_complete(ti).run_facets == {}
+
+
+# ------------------------------------------------------------------ through the real completion paths
+def test_nextmv_sensor_adds_its_output_to_an_alias_through_the_current_context(
+    nextmv_conn, context, tmp_path
+):
+    import time
+
+    from airflow.sdk.execution_time.context import set_current_context
+
+    from airflow_provider.hooks.nextmv import NextmvHook
+
+    hook = NextmvHook()
+    run_id = hook.submit_run("echo", input={"answer": 42})
+    hook.wait_for_run("echo", run_id, deadline=time.time() + 60, poll_interval=0.1, max_poll_interval=0.3)
+    alias = AssetAlias("solutions")
+    sensor = NextmvRunSensor(
+        task_id="w", app_id="echo", run_id=run_id, output_uri=str(tmp_path) + "/", outlets=[alias]
+    )
+    events = OutletEventAccessors()
+    with set_current_context({**context, "outlet_events": events}):  # what the task runner sets
+        assert sensor.poke(context).is_done
+    assert _alias_events(events, alias) == [
+        (f"file://{tmp_path}/{run_id}.json", solve_extra("nextmv", run_id, "succeeded")),
+    ]
+
+
+def test_cuopt_operator_gives_a_declared_folder_asset_the_request_facts(
+    cuopt_conn, context, tmp_path, collector
+):
+    from optimization_emulator.cuopt.generate import routing_problem
+
+    problem = tmp_path / "problem.json"
+    problem.write_text(json.dumps(routing_problem(5, 2, seed=1, time_limit=1)))
+    routes = Asset(f"file://{tmp_path}/routes")
+    op = CuOptSolveOperator(
+        task_id="solve", problem_uri=str(problem), output_uri=f"{tmp_path}/routes/", outlets=[routes]
+    )
+    events = OutletEventAccessors()
+    req_id = op.execute({**context, "outlet_events": events})
+    assert events[routes].extra == solve_extra("cuopt", req_id, "succeeded")
+    lineage = collector.collected_assets
+    assert [i.asset.uri for i in lineage.inputs] == [f"file://{problem}"]
+    assert [o.asset.uri for o in lineage.outputs] == [f"file://{tmp_path}/routes/{req_id}.json"]
+    facets = _facets_dict(op.get_openlineage_facets_on_complete(None))
+    assert facets["externalQuery"]["externalQueryId"] == req_id
+    assert facets["externalQuery"]["source"].startswith("cuopt://127.0.0.1:")
