@@ -29,7 +29,7 @@ class SolveLineageMixin:
     """Adds OpenLineage run facets to an operator or sensor of one service.
 
     :cvar lineage_service: the service name (``nextmv``, ``cuopt``).
-    :cvar lineage_id_attr: the attribute, or else XCom key, holding the run/request id.
+    :cvar lineage_id_attr: the attribute holding the run/request id once it is known.
     """
 
     lineage_service: ClassVar[str] = ""
@@ -41,7 +41,7 @@ class SolveLineageMixin:
         from airflow_provider import _ol_facets
 
         facts = dict(getattr(self, SOLVE_EXTRA_ATTR, None) or {})
-        external_id = facts.get("run_id") or _external_id(self, task_instance)
+        external_id = facts.get("run_id") or _external_id(self)
         if not external_id:
             return OperatorLineage()
         run_facets: dict[str, Any] = {
@@ -52,20 +52,21 @@ class SolveLineageMixin:
         return OperatorLineage(run_facets=run_facets)
 
     def _lineage_source(self) -> str:
+        """``<service>://<API host>``, from a connection the task already resolved, else ``<service>://``.
+
+        The OpenLineage listener runs this in a fork of the task process by default, where a
+        connection lookup would talk over the inherited supervisor channel: never look one up here.
+        """
+        hook = self.__dict__.get("hook")  # cached_property: present once the task used its hook
+        settings = getattr(hook, "__dict__", {}).get("settings")
         try:
-            host = urlsplit(self.hook.settings.url("/")).netloc  # type: ignore[attr-defined]
+            host = urlsplit(settings.url("/")).netloc if settings is not None else ""
         except Exception:  # noqa: BLE001 - a facet never fails the task; the host is a nicety
             host = ""
         return f"{self.lineage_service}://{host}"
 
 
-def _external_id(task: Any, task_instance: Any) -> str | None:
-    """The run/request id of a task that did not finish: its attribute, else the XCom it pushed."""
+def _external_id(task: Any) -> str | None:
+    """The run/request id of a task that did not finish, from its attribute (no XCom: see above)."""
     value = getattr(task, task.lineage_id_attr, None)
-    if value and str(value) not in ("None", "null"):
-        return str(value)
-    try:
-        value = task_instance.xcom_pull(task_ids=task_instance.task_id, key=task.lineage_id_attr)
-    except Exception:  # noqa: BLE001 - no XCom (failed before submitting): no facet
-        return None
-    return str(value) if value else None
+    return str(value) if value and str(value) not in ("None", "null") else None

@@ -190,6 +190,7 @@ def test_finished_solve_reports_external_query_and_solve_facets(nextmv_conn, col
     op = NextmvRunOperator(
         task_id="solve", app_id="knapsack", input={"items": []}, nextmv_conn_id=nextmv_conn
     )
+    assert op.hook.settings  # the task resolved its connection while solving
     record_output_assets({}, op, ["/tmp/plan.json"], EXTRA)
     lineage = op.get_openlineage_facets_on_complete(None)
     assert lineage.inputs == [] and lineage.outputs == []  # datasets come from hook lineage
@@ -211,7 +212,7 @@ def test_sensor_that_failed_reports_its_run_id_without_solve_facts():
     assert facets["externalQuery"] == {
         **facets["externalQuery"],
         "externalQueryId": "run-7",
-        "source": "nextmv://",  # no such connection: the facet still names the service
+        "source": "nextmv://",  # its hook never resolved a connection: none is looked up for a facet
     }
     assert "optimizationSolve" not in facets
 

@@ -120,6 +120,7 @@ class CuOptSolveOperator(SolveLineageMixin, BaseOperator):
         deadline = time.time() + self.timeout
         answer, asset_id = self._reattach(context) or self._submit(context)
         req_id = answer.req_id
+        self.req_id = req_id  # for OpenLineage facets, also when the task then fails
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
         if isinstance(answer, CuOptSolveEvent):  # an earlier try's request, already ended and stored
