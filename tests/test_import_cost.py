@@ -20,12 +20,19 @@ HEAVY = (
     "boto3",
     "airflow.triggers.base",
     "tenacity",
+    # OpenLineage is an optional extra: facets and lineage are imported only when a task reports them
+    "openlineage",
+    "airflow.providers.openlineage",
+    "airflow.providers.common.compat.lineage",
+    "airflow.providers.common.compat.openlineage",
 )
 MODULES = (
     "airflow_provider.operators.nextmv",
     "airflow_provider.operators.cuopt",
     "airflow_provider.sensors.nextmv",
     "airflow_provider.sensors.cuopt",
+    "airflow_provider.assets",
+    "airflow_provider.lineage",
 )
 
 SCRIPT = """

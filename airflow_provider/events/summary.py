@@ -165,6 +165,15 @@ class SolutionSummary:
     execution_class: str | None = None
     metrics: dict[str, Any] | None = None
 
+    def asset_extra(self) -> dict[str, Any]:
+        """The facts an asset event of the written output carries (``airflow_provider.assets``)."""
+        return {
+            "service": self.service,
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "objective": finite_number(self.objective),
+        }
+
     def to_xcom(self) -> dict[str, Any]:
         """The XCom value: JSON-safe, small, every key always present (None when unknown)."""
         return {
@@ -198,3 +207,20 @@ def summary_publisher(context: Mapping[str, Any]) -> Publish:
         context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary.to_xcom())
 
     return publish
+
+
+class KeptSummary:
+    """A :data:`Publish` that pushes the summary as the ``solution_summary`` XCom and keeps it, so
+    what the task reports afterwards (the asset events of its outputs) says the same thing."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._push = summary_publisher(context)
+        self.summary: SolutionSummary | None = None
+
+    def __call__(self, summary: SolutionSummary) -> None:
+        self.summary = summary
+        self._push(summary)
+
+    def asset_extra(self) -> dict[str, Any]:
+        """The kept summary's :meth:`SolutionSummary.asset_extra` (empty before one was published)."""
+        return self.summary.asset_extra() if self.summary is not None else {}

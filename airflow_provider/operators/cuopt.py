@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider.assets import record_output_assets
 from airflow_provider.events.cuopt import ENDED_ON_SERVICE, CuOptSolveEvent
-from airflow_provider.events.summary import summary_publisher
+from airflow_provider.events.summary import KeptSummary
 from airflow_provider.exceptions import RequestGoneError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import (
     DEFAULT_POLL_SECONDS,
@@ -40,7 +42,7 @@ DEFAULT_TIMEOUT = timedelta(hours=1)
 REQUEST_STATE_KEY = "cuopt_request"
 
 
-class CuOptSolveOperator(BaseOperator):
+class CuOptSolveOperator(SolveLineageMixin, BaseOperator):
     """Send a cuOpt problem (routing, LP or MILP) to NVIDIA cuOpt on NVCF and store its result.
 
     Problems up to 250,000 bytes of JSON go inline; larger ones are streamed from ``problem_uri``
@@ -102,6 +104,8 @@ class CuOptSolveOperator(BaseOperator):
     )
     template_fields_renderers = {"problem": "json"}
     ui_color = "#76b900"
+    lineage_service = "cuopt"
+    lineage_id_attr = "req_id"
 
     def __init__(
         self,
@@ -170,7 +174,7 @@ class CuOptSolveOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         deadline = time.time() + self.timeout
         answer, asset_id = self._reattach(context) or self._submit(context)
-        req_id = self.req_id = answer.req_id
+        req_id = self.req_id = answer.req_id  # also for OpenLineage facets when the task then fails
         context["ti"].xcom_push(key="req_id", value=req_id)
         context["ti"].xcom_push(key="asset_id", value=asset_id)
         if isinstance(answer, CuOptSolveEvent):  # an earlier try's request, already ended and stored
@@ -283,12 +287,14 @@ class CuOptSolveOperator(BaseOperator):
             context["ti"].xcom_push(key="output_paths", value=list(event.output_paths))
         if event.status in ENDED_ON_SERVICE:
             resume.completed(context, REQUEST_STATE_KEY)
-        self.hook.finish(
+        summary = KeptSummary(context)
+        paths = self.hook.finish(
             event,
             on_infeasible=self.on_infeasible,
             remote_log_max_bytes=self.remote_log_max_bytes,
-            publish=summary_publisher(context),
+            publish=summary,
         )
+        record_output_assets(context, self, paths, summary.asset_extra(), [self.problem_uri])
         return event.req_id
 
     def on_kill(self) -> None:

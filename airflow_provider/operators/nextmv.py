@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, XCom, conf
 
+from airflow_provider.assets import record_output_assets
 from airflow_provider.events.nextmv import NextmvRunEvent, RunEventStatus, event_from_metadata
-from airflow_provider.events.summary import summary_publisher
+from airflow_provider.events.summary import KeptSummary
 from airflow_provider.exceptions import InvalidInputError, ServiceHTTPError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.nextmv import RunStatus, check_input_format, run_status, task_marker
 from airflow_provider.protocol.outcomes import (
@@ -52,7 +54,7 @@ class NextmvRunLink(BaseOperatorLink):
         return XCom.get_value(key="run_url", ti_key=ti_key) or ""  # another operator class
 
 
-class NextmvRunOperator(BaseOperator):
+class NextmvRunOperator(SolveLineageMixin, BaseOperator):
     """Start a run of a Nextmv Cloud application.
 
     Small JSON inputs (≤ 5 MiB) go inline; larger or non-JSON inputs are streamed from
@@ -112,6 +114,7 @@ class NextmvRunOperator(BaseOperator):
     template_fields_renderers = {"input": "json", "options": "json", "configuration": "json"}
     operator_extra_links = (NextmvRunLink(),)
     ui_color = "#c7e9f9"
+    lineage_service = "nextmv"
 
     def __init__(
         self,
@@ -220,15 +223,17 @@ class NextmvRunOperator(BaseOperator):
         self.run_url = self.hook.console_url(event.app_id, event.run_id)
         if event.status is not RunEventStatus.ERROR:
             resume.completed(context, RUN_STATE_KEY)
+        summary = KeptSummary(context)
         paths = self.hook.finish(
             event,
             output_uri=self.output_uri,
             on_infeasible=self.on_infeasible,
             remote_log_max_bytes=self.remote_log_max_bytes,
-            publish=summary_publisher(context),
+            publish=summary,
         )
         if self.output_uri:
             context["ti"].xcom_push(key="output_paths", value=paths)
+        record_output_assets(context, self, paths, summary.asset_extra(), [self.input_uri])
         return event.run_id
 
     # -------------------------------------------------------------------------------- submit / resume

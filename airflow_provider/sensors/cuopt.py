@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider.assets import record_output_assets
 from airflow_provider.events.cuopt import CuOptSolveEvent
-from airflow_provider.events.summary import summary_publisher
+from airflow_provider.events.summary import KeptSummary
 from airflow_provider.exceptions import RequestGoneError
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.cuopt import OUTPUT_URI_WHY, check_poll_seconds
 from airflow_provider.protocol.outcomes import (
@@ -32,7 +34,7 @@ def _optional(value: str | None) -> str | None:
     return None if value in (None, "", "None", "null") else str(value)
 
 
-class CuOptSolveSensor(BaseSensorOperator):
+class CuOptSolveSensor(SolveLineageMixin, BaseSensorOperator):
     """Wait for an NVCF request (``req_id``), store its result at ``output_uri``, return the path(s).
 
     Large results (a zip behind ``responseReference``) are downloaded without credentials, and
@@ -60,6 +62,8 @@ class CuOptSolveSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("req_id", "output_uri", "asset_id", "cuopt_conn_id")
+    lineage_service = "cuopt"
+    lineage_id_attr = "req_id"
 
     def __init__(
         self,
@@ -140,10 +144,14 @@ class CuOptSolveSensor(BaseSensorOperator):
         return self._finish(context, CuOptSolveEvent.from_payload(event))
 
     def _finish(self, context: Context, event: CuOptSolveEvent) -> list[str]:
-        """The sensor's one completion (poke and deferrable): the hook's, with this task's policy."""
-        return self.hook.finish(
+        """The sensor's one completion (poke and deferrable): the hook's, with this task's policy;
+        the stored result becomes an asset event of the task's matching outlets."""
+        summary = KeptSummary(context)
+        paths = self.hook.finish(
             event,
             on_infeasible=self.on_infeasible,
             remote_log_max_bytes=self.remote_log_max_bytes,
-            publish=summary_publisher(context),
+            publish=summary,
         )
+        record_output_assets(context, self, paths, summary.asset_extra())
+        return paths

@@ -15,8 +15,10 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider.assets import record_output_assets
 from airflow_provider.events.nextmv import NextmvRunEvent, event_from_metadata
-from airflow_provider.events.summary import summary_publisher
+from airflow_provider.events.summary import KeptSummary
+from airflow_provider.lineage import SolveLineageMixin
 from airflow_provider.protocol import rules
 from airflow_provider.protocol.outcomes import (
     DEFAULT_REMOTE_LOG_MAX_BYTES,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from airflow_provider.hooks.nextmv import NextmvHook
 
 
-class NextmvRunSensor(BaseSensorOperator):
+class NextmvRunSensor(SolveLineageMixin, BaseSensorOperator):
     """Wait for a Nextmv run to finish, then stream its output to ``output_uri``.
 
     Its ``return_value`` XCom is the list of written paths (``[]`` without ``output_uri``), so a
@@ -56,6 +58,7 @@ class NextmvRunSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("app_id", "run_id", "output_uri", "nextmv_conn_id")
+    lineage_service = "nextmv"
 
     def __init__(
         self,
@@ -131,12 +134,16 @@ class NextmvRunSensor(BaseSensorOperator):
         return self._complete(context, NextmvRunEvent.from_payload(event))
 
     def _complete(self, context: Context, event: NextmvRunEvent) -> list[str]:
-        """The sensor's one completion (poke, reschedule, deferrable): the hook's, with this task's policy."""
-        return self.hook.finish(
+        """The sensor's one completion (poke, reschedule, deferrable): the hook's, with this task's
+        policy; the written output becomes an asset event of the task's matching outlets."""
+        summary = KeptSummary(context)
+        paths = self.hook.finish(
             event,
             output_uri=self.output_uri,
             cancel_on_timeout=self.cancel_on_timeout,
             on_infeasible=self.on_infeasible,
             remote_log_max_bytes=self.remote_log_max_bytes,
-            publish=summary_publisher(context),
+            publish=summary,
         )
+        record_output_assets(context, self, paths, summary.asset_extra())
+        return paths

@@ -13,6 +13,9 @@ DAGs themselves are untouched). Two emulators:
   ``nextmv_slow``, ``cuopt_slow`` with the NVCF API key, ``cuopt_slow_cc`` with client
   credentials). Its counters only move for the reliability tests.
 
+Every task's OpenLineage events go to one file (:func:`openlineage_events`, the OpenLineage
+provider's file transport).
+
 Every secret is distinct and recognisable (:data:`SECRETS`), so ``test_secret_hygiene.py`` can
 grep for each. Connections reach the components as ``AIRFLOW_CONN_*`` variables. Tests that kill
 components (``test_reliability.py``) leave the stack healthy; tests marked ``e2e_last`` run after
@@ -42,6 +45,8 @@ NVCF_DELAY = 25
 CUOPT_SERVER_DELAY = 45
 #: The slow emulator's Nextmv app ``gated`` ends this long after its start even if the gate stays shut.
 GATE_MAX_SECONDS = 120
+#: OpenLineage events of every task (the provider's file transport, one JSON event per line), in AIRFLOW_HOME.
+OPENLINEAGE_EVENTS = "openlineage-events.jsonl"
 #: After a triggerer dies, its triggers are taken over once its heartbeat is this old (default 30 s).
 TRIGGERER_HEALTH_CHECK_THRESHOLD = 10
 
@@ -229,6 +234,9 @@ def airflow_stack(e2e_emulator, slow_emulator, tmp_path_factory):
         slow_emulator.cuopt_server_port,
     )
     env["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"] = str(TRIGGERER_HEALTH_CHECK_THRESHOLD)
+    # the OpenLineage provider (extra "openlineage") emits every task's events to one file
+    transport = {"type": "file", "log_file_path": str(home / OPENLINEAGE_EVENTS), "append": True}
+    env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(transport)
     # 4 LocalExecutor workers: the worker-kill test holds 3 slots at once (sync waits, a held task)
     stack = AirflowStack(home, dags, extra_env=env, parallelism=4)
     try:
@@ -239,6 +247,12 @@ def airflow_stack(e2e_emulator, slow_emulator, tmp_path_factory):
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def openlineage_events(airflow_stack) -> Path:
+    """The file the OpenLineage provider's file transport appends every task's events to."""
+    return airflow_stack.home / OPENLINEAGE_EVENTS
 
 
 @pytest.hookimpl(wrapper=True)
