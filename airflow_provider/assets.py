@@ -100,7 +100,7 @@ def _record_outlet_events(
 ) -> None:
     from airflow.providers.common.compat.sdk import Asset, AssetAlias
 
-    if context is None:
+    if context is None or "outlet_events" not in context:  # a hand-built context: the task's own
         from airflow.providers.common.compat.sdk import get_current_context
 
         context = get_current_context()

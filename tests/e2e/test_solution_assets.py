@@ -61,16 +61,18 @@ def test_solutions_become_asset_events_lineage_and_start_the_consumer(airflow_st
     by_task = {e["source_task_id"]: e for e in events["asset_events"]}
     assert set(by_task) == {"solve_latest", "solve_archived"}, events
     assert by_task["solve_latest"]["uri"] == f"file://{latest}"
-    assert by_task["solve_latest"]["extra"] == {
+    summary = stack.xcom(DAG_ID, RUN_ID, "solve_latest", key="solution_summary")
+    assert summary["status"] == "optimal" and summary["objective"] is not None
+    assert by_task["solve_latest"]["extra"] == {  # what the solution_summary says, in brief
         "service": "nextmv",
         "run_id": latest_run,
-        "status": "succeeded",
-        "objective": None,
+        "status": summary["status"],
+        "objective": summary["objective"],
     }
     # the alias resolved at run time to the file the templated output_uri produced
     assert by_task["solve_archived"]["uri"] == f"file://{archived}"
     assert by_task["solve_archived"]["extra"]["run_id"] == archived_run
-    assert by_task["solve_archived"]["extra"]["status"] == "succeeded"
+    assert by_task["solve_archived"]["extra"]["status"] == "optimal"
 
     # (b) the DAG scheduled on the solution asset ran because of that event, and read it
     def consumer_done():
@@ -105,7 +107,7 @@ def test_solutions_become_asset_events_lineage_and_start_the_consumer(airflow_st
     assert facets["externalQuery"]["externalQueryId"] == archived_run
     assert facets["externalQuery"]["source"].startswith("nextmv://127.0.0.1:")
     assert facets["optimizationSolve"]["runId"] == archived_run
-    assert facets["optimizationSolve"]["status"] == "succeeded"
+    assert facets["optimizationSolve"]["status"] == "optimal"
 
     latest_complete = _ol_event(ol_path, f"{DAG_ID}.solve_latest", "COMPLETE")
     assert latest_complete is not None
