@@ -15,7 +15,8 @@ Paths are compared and reported in one canonical form (:func:`asset_uri`): local
 ``file:///<absolute path>``; remote URIs lose their query string, user info and fragment (a
 presigned URL's signature must never name an asset) and any trailing ``/``.
 
-``extra`` is whatever the caller has (today ``solve_extra(...)``; later the ``solution_summary``):
+``extra`` is whatever the caller has (the operators pass the ``solution_summary``'s
+:meth:`~airflow_provider.events.summary.SolutionSummary.asset_extra`):
 only its scalar fields (str, int, float, bool, None) are kept, so an asset event stays small and
 never carries the solution, metrics tables or path lists.
 """
@@ -56,11 +57,6 @@ def covers(asset: str, written: str) -> bool:
     return written == asset or written.startswith(asset.rstrip("/") + "/")
 
 
-def solve_extra(service: str, run_id: str, status: str, objective: float | None = None) -> dict[str, Any]:
-    """The asset-event extra of one solve: service, run/request id, status and objective."""
-    return {"service": service, "run_id": run_id, "status": status, "objective": objective}
-
-
 def small_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """The scalar fields of ``extra`` (see the module docstring)."""
     return {
@@ -82,7 +78,7 @@ def record_output_assets(
     :param task: the operator or sensor: its ``outlets`` are matched, its ``hook`` (if it has
         one) is the lineage context, and ``extra`` is kept on it for OpenLineage run facets.
     :param output_paths: what the task wrote (the ``output_paths`` it pushes).
-    :param extra: the solve's facts (:func:`solve_extra`, or the solution summary).
+    :param extra: the solve's facts (the operators pass ``SolutionSummary.asset_extra()``).
     :param inputs: input URIs the task read (``None`` entries, i.e. inline inputs, are skipped).
     """
     written = [asset_uri(p) for p in output_paths or ()]
