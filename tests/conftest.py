@@ -124,6 +124,23 @@ def cuopt_server_point(monkeypatch):
     return point
 
 
+@pytest.fixture(scope="module")
+def queued_cuopt_server():
+    """A module's own emulator whose self-hosted cuOpt jobs stay queued for 1.5 s, so a deferrable
+    path always defers (the operator and trigger tests of that backend)."""
+    from optimization_emulator.testing.emulator import EmulatorProcess
+
+    with EmulatorProcess(extra_args=("--cuopt-server-queue-delay", "1.5")) as emu:
+        yield emu
+
+
+@pytest.fixture
+def queued_server_conn(queued_cuopt_server, cuopt_server_point):
+    """A ``cuopt_server`` connection (``cuopt_server_queued``) to :func:`queued_cuopt_server`, reset."""
+    queued_cuopt_server.reset()
+    return cuopt_server_point(queued_cuopt_server, "cuopt_server_queued")
+
+
 @pytest.fixture
 def cuopt_server_conn(emulator, cuopt_server_point):
     """``cuopt_server_default`` pointing at the shared emulator's self-hosted cuOpt API."""

@@ -20,19 +20,14 @@ from optimization_emulator.testing.cuopt import TINY_LP, CuOptServerClient
 KNAPSACK = Path(__file__).resolve().parents[2] / "example_dags" / "data" / "knapsack.mps"
 
 
-@pytest.fixture(scope="module")
-def server():
-    """Jobs stay queued for 1.5 s, so the deferrable path always defers."""
-    from optimization_emulator.testing.emulator import EmulatorProcess
-
-    with EmulatorProcess(extra_args=("--cuopt-server-queue-delay", "1.5")) as emu:
-        yield emu
+@pytest.fixture
+def server(queued_cuopt_server):
+    return queued_cuopt_server
 
 
 @pytest.fixture
-def conn(server, cuopt_server_point):
-    server.reset()
-    return cuopt_server_point(server, "cuopt_server_ops")
+def conn(queued_server_conn):
+    return queued_server_conn
 
 
 def run_deferred(task, context):

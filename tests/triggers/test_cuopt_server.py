@@ -12,18 +12,14 @@ from airflow_provider.triggers.cuopt import CuOptSolveTrigger
 from optimization_emulator.testing.cuopt import TINY_LP, CuOptServerClient
 
 
-@pytest.fixture(scope="module")
-def server():
-    from optimization_emulator.testing.emulator import EmulatorProcess
-
-    with EmulatorProcess(extra_args=("--cuopt-server-queue-delay", "1.5")) as emu:
-        yield emu
+@pytest.fixture
+def server(queued_cuopt_server):
+    return queued_cuopt_server
 
 
 @pytest.fixture
-def conn(server, cuopt_server_point):
-    server.reset()
-    return cuopt_server_point(server, "cuopt_server_trig")
+def conn(queued_server_conn):
+    return queued_server_conn
 
 
 def trigger_for(req_id, conn, output_uri, seconds=60.0):
